@@ -1,0 +1,133 @@
+"""API-key authentication and scope permissions.
+
+djangorestframework-api-key provides the key model, generation and SHA-512 hashing; its
+`HasAPIKey` is a permission that looks the key up on every check. We need the key's scopes
+and tenant on `request.auth` and must not hit the database per request (it is on the hot
+path of every check and charge), so this authentication class verifies the key once
+against a cached copy of its row. Saving or deleting a key drops the cached copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions
+from rest_framework.request import Request
+from rest_framework_api_key.crypto import split
+
+from accounts.models import SCOPE_RANK, ApiKey, Scope
+
+_MISSING = "missing"
+
+
+def api_key_cache_key(prefix: str) -> str:
+    return f"apikey:v1:{prefix}"
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """Who is calling: set as `request.auth` (and `request.user`) by ApiKeyAuthentication."""
+
+    prefix: str
+    name: str
+    scopes: frozenset[str]
+    tenant_id: str = ""
+    is_authenticated: bool = True
+
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.prefix}"
+
+    @property
+    def pk(self) -> str:
+        # DRF's throttles identify an authenticated user by pk.
+        return self.actor
+
+    def allows(self, scope: str) -> bool:
+        rank = SCOPE_RANK[Scope(scope)]
+        return any(SCOPE_RANK.get(Scope(s), 0) >= rank for s in self.scopes if s in Scope.values)
+
+
+OPEN_ACCESS = ApiPrincipal(prefix="none", name="auth disabled", scopes=frozenset(Scope.values))
+
+
+def _load_key_record(prefix: str) -> dict[str, Any] | None:
+    record = cache.get(api_key_cache_key(prefix))
+    if record is None:
+        row = (
+            ApiKey.objects.filter(prefix=prefix)
+            .values("hashed_key", "name", "permissions", "tenant_id", "revoked", "expiry_date")
+            .first()
+        )
+        record = row if row is not None else {_MISSING: True}
+        cache.set(api_key_cache_key(prefix), record, settings.API_KEY_CACHE_SECONDS)
+    return None if record.get(_MISSING) else record
+
+
+def _verify(key: str, hashed_key: str) -> bool:
+    generator = ApiKey.objects.key_generator
+    if generator.using_preferred_hasher(hashed_key):
+        return generator.verify(key, hashed_key)
+    # Keys hashed by an old release use a slow password hasher; the model upgrades them.
+    api_key = ApiKey.objects.filter(hashed_key=hashed_key).first()
+    return bool(api_key and api_key.is_valid(key))
+
+
+def extract_key(request: Request) -> str | None:
+    key = request.META.get("HTTP_X_API_KEY")
+    if key:
+        return key.strip()
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Authenticates `X-API-Key: <key>` or `Authorization: Bearer <key>`."""
+
+    def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiPrincipal] | None:
+        key = extract_key(request)
+        if key is None:
+            if not settings.API_KEYS_REQUIRED:
+                return OPEN_ACCESS, OPEN_ACCESS
+            return None
+        prefix, _ = split(key)
+        record = _load_key_record(prefix) if prefix and len(prefix) <= 8 else None
+        if record is None or not _verify(key, record["hashed_key"]):
+            raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+        if record["revoked"]:
+            raise exceptions.AuthenticationFailed("API key revoked.", code="api_key_revoked")
+        expiry: datetime | None = record["expiry_date"]
+        if expiry is not None and expiry < timezone.now():
+            raise exceptions.AuthenticationFailed("API key expired.", code="api_key_expired")
+        principal = ApiPrincipal(
+            prefix=prefix,
+            name=record["name"],
+            scopes=frozenset(p.strip() for p in record["permissions"].split(",") if p.strip()),
+            tenant_id=record["tenant_id"],
+        )
+        return principal, principal
+
+    def authenticate_header(self, request: Request) -> str:
+        # Returning a challenge makes DRF answer 401 (not 403) for a missing or bad key.
+        return 'Bearer realm="ciris-billing", X-API-Key'
+
+
+class HasApiScope(permissions.BasePermission):
+    """Requires `view.required_scope` (read, write or admin) on the caller's key."""
+
+    message = "This API key lacks the permission for this operation."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        principal = request.auth
+        if not isinstance(principal, ApiPrincipal):
+            raise exceptions.NotAuthenticated("An API key is required (X-API-Key or Authorization: Bearer).")
+        required = getattr(view, "required_scope", Scope.ADMIN)
+        return principal.allows(required)

@@ -1,0 +1,16 @@
+"""Drop a key's cached copy whenever it changes, so a revocation takes effect at once."""
+
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from accounts.auth import api_key_cache_key
+from accounts.models import ApiKey
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_delete, sender=ApiKey)
+def forget_cached_api_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
+    cache.delete(api_key_cache_key(instance.prefix))

@@ -1,0 +1,213 @@
+"""Credit check, accounts, ledger and grants: validate, call one service, shape the answer."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.identity import identity_from
+from accounts.models import Account, Scope
+from accounts.serializers import (
+    AccountOut,
+    CreditCheckIn,
+    CreditCheckOut,
+    CreditGrantIn,
+    ErrorOut,
+    IdentityIn,
+    LedgerEntryOut,
+)
+from billing_site.errors import DuplicateRequest
+from ledger.models import EntryKind
+
+IDENTITY_EXAMPLE = {"oauth_provider": "oauth:google", "external_id": "user@example.com"}
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorOut, description=description)
+
+
+COMMON_ERRORS = {
+    400: error("Malformed JSON."),
+    401: error("No or bad API key."),
+    403: error("The key lacks the permission, or may not act for that tenant."),
+    413: error("Body over 64 KiB."),
+    422: error("Validation error."),
+    429: error("Rate limited (see Retry-After)."),
+    503: error("Database unavailable (see Retry-After)."),
+}
+
+
+class CreditCheckView(APIView):
+    required_scope = Scope.READ
+
+    @extend_schema(
+        operation_id="credits_check",
+        summary="May this user have one more interaction?",
+        description="Call before every interaction. Creates the account on first sight with the free uses.",
+        request=CreditCheckIn,
+        responses={200: CreditCheckOut, **COMMON_ERRORS},
+        examples=[
+            OpenApiExample("Request", value={**IDENTITY_EXAMPLE, "context": {"agent_id": "datum"}}, request_only=True),
+            OpenApiExample(
+                "New user",
+                response_only=True,
+                value={
+                    "has_credit": True,
+                    "credits_remaining": 0,
+                    "free_uses_remaining": 3,
+                    "total_uses": 0,
+                    "plan_name": "free",
+                    "reason": None,
+                    "purchase_required": False,
+                    "purchase_price_minor": None,
+                    "purchase_uses": None,
+                },
+            ),
+            OpenApiExample(
+                "Free tier exhausted",
+                response_only=True,
+                value={
+                    "has_credit": False,
+                    "credits_remaining": 0,
+                    "free_uses_remaining": 0,
+                    "total_uses": 3,
+                    "plan_name": "free",
+                    "reason": "No free uses or credits remaining",
+                    "purchase_required": True,
+                    "purchase_price_minor": 500,
+                    "purchase_uses": 20,
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(CreditCheckIn, request)
+        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        account, _ = services.account_get_or_create(identity=identity, actor=request.auth.actor)
+        result = selectors.credit_status(account=account, amount_minor=data.get("amount_minor"))
+        return Response(CreditCheckOut(result).data)
+
+
+class AccountCreateView(APIView):
+    required_scope = Scope.WRITE
+
+    @extend_schema(
+        operation_id="accounts_create",
+        summary="Create or get an account",
+        request=IdentityIn,
+        responses={201: AccountOut, 200: AccountOut, **COMMON_ERRORS},
+        examples=[OpenApiExample("Request", value=IDENTITY_EXAMPLE, request_only=True)],
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(IdentityIn, request)
+        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        account, created = services.account_get_or_create(identity=identity, actor=request.auth.actor)
+        return Response(AccountOut(account).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def visible_account(request: Request, account_id: str) -> Account:
+    """The account, if this caller's key may see it; 404 otherwise (also for another tenant's)."""
+    return get_object_or_404(selectors.accounts_visible_to(tenant_id=request.auth.tenant_id), pk=account_id)
+
+
+class AccountDetailView(APIView):
+    required_scope = Scope.READ
+
+    @extend_schema(
+        operation_id="accounts_retrieve",
+        summary="An account's state",
+        responses={200: AccountOut, 404: error("No such account (or another tenant's)."), **COMMON_ERRORS},
+    )
+    def get(self, request: Request, account_id: str) -> Response:
+        return Response(AccountOut(visible_account(request, account_id)).data)
+
+
+class LedgerPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class AccountTransactionsView(generics.ListAPIView):
+    """The account's ledger, newest first."""
+
+    required_scope = Scope.READ
+    serializer_class = LedgerEntryOut
+    pagination_class = LedgerPagination
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        account = visible_account(self.request, self.kwargs["account_id"])
+        return selectors.account_ledger(account=account)
+
+    @extend_schema(
+        operation_id="accounts_transactions",
+        summary="An account's ledger (cursor-paginated, newest first)",
+        responses={200: LedgerEntryOut(many=True), 404: error("No such account."), **COMMON_ERRORS},
+    )
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class CreditGrantView(APIView):
+    required_scope = Scope.ADMIN
+
+    @extend_schema(
+        operation_id="credits_grant",
+        summary="Grant or adjust paid credit and free uses (admin keys)",
+        description="Idempotent on idempotency_key per account: a replay is 409 with the original entry.",
+        request=CreditGrantIn,
+        responses={
+            201: LedgerEntryOut,
+            409: OpenApiResponse(LedgerEntryOut, description="Already granted with this key: the original entry."),
+            **COMMON_ERRORS,
+        },
+        examples=[
+            OpenApiExample(
+                "Grant 5 uses",
+                request_only=True,
+                value={
+                    **IDENTITY_EXAMPLE,
+                    "amount_minor": 500,
+                    "reason": "Support: apology for an outage",
+                    "idempotency_key": "ticket-4711",
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(CreditGrantIn, request)
+        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        try:
+            entry = services.credits_grant(
+                identity=identity,
+                actor=request.auth.actor,
+                reason=data["reason"],
+                amount_minor=data["amount_minor"],
+                free_uses=data["free_uses"],
+                kind=EntryKind(data["kind"]),
+                idempotency_key=data["idempotency_key"],
+                description=data.get("description") or "",
+            )
+        except DuplicateRequest as duplicate:
+            return replay_response(duplicate, LedgerEntryOut(duplicate.original).data)
+        return Response(LedgerEntryOut(entry).data, status=status.HTTP_201_CREATED)
+
+
+def validated(serializer_class: type, request: Request) -> dict:
+    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def replay_response(duplicate: DuplicateRequest, original: dict) -> Response:
+    """409 whose body carries the original result, so a retry learns what happened."""
+    body = {**original, "detail": duplicate.detail, "code": duplicate.code}
+    return Response(body, status=status.HTTP_409_CONFLICT, headers=duplicate.headers)

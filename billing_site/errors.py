@@ -1,0 +1,79 @@
+"""Domain errors raised by services; one handler maps them to HTTP (billing_site.exceptions).
+
+Services never build HTTP responses: they raise one of these, and the API, the admin and
+the management commands each present it their own way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BillingError(Exception):
+    """Base for every expected, client-facing failure of a billing operation."""
+
+    status_code = 400
+    code = "billing_error"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class InsufficientCredits(BillingError):
+    status_code = 402
+    code = "insufficient_credits"
+
+
+class AccountInactive(BillingError):
+    """The account is suspended or closed: it may not be charged."""
+
+    status_code = 403
+    code = "account_inactive"
+
+
+class TenantForbidden(BillingError):
+    status_code = 403
+    code = "tenant_forbidden"
+
+
+class NotFound(BillingError):
+    status_code = 404
+    code = "not_found"
+
+
+class DuplicateRequest(BillingError):
+    """The idempotency key was already used by this account: nothing new happened.
+
+    `original` is the object the first request made, so the caller can answer with it.
+    """
+
+    status_code = 409
+    code = "duplicate_idempotency_key"
+
+    def __init__(self, detail: str, *, original: Any, **kwargs: Any):
+        super().__init__(detail, **kwargs)
+        self.original = original
+
+
+class IdempotencyMismatch(BillingError):
+    """The idempotency key was already used with different parameters."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+
+
+class InvalidOperation(BillingError):
+    status_code = 422
+    code = "invalid"
+
+
+class ServiceUnavailable(BillingError):
+    status_code = 503
+    code = "service_unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 30, **kwargs: Any):
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after))

@@ -1,0 +1,88 @@
+"""One place that turns every error into the guide's JSON body and status code."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from billing_site.errors import BillingError
+from billing_site.middleware import DB_RETRY_AFTER_SECONDS
+
+logger = logging.getLogger(__name__)
+
+
+def _first_message(detail: Any) -> str:
+    """A one-line summary of DRF's nested validation detail ("field: message")."""
+    if isinstance(detail, dict):
+        for field, value in detail.items():
+            message = _first_message(value)
+            return message if field == "non_field_errors" else f"{field}: {message}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map domain errors, DRF errors and database outages to `{"detail", "code"}`."""
+    if isinstance(exc, BillingError):
+        body = {"detail": exc.detail, "code": exc.code, **exc.extra}
+        return Response(body, status=exc.status_code, headers=exc.headers)
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.error("database unavailable: %s", exc)
+        return Response(
+            {"detail": "Database unavailable, retry shortly.", "code": "service_unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+        )
+
+    if isinstance(exc, exceptions.ValidationError):
+        # The guide's table: validation errors are 422, malformed JSON is 400.
+        return Response(
+            {"detail": _first_message(exc.detail), "code": "validation_error", "errors": exc.detail},
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "error"
+        response.data = {"detail": _first_message(exc.detail), "code": code}
+        if isinstance(exc, exceptions.ParseError):
+            response.data["code"] = "malformed_json"
+    return response
+
+
+def _json_error(status_code: int, detail: str, code: str) -> JsonResponse:
+    return JsonResponse({"detail": detail, "code": code}, status=status_code)
+
+
+# Django-level handlers (urls.py): even requests that never reach DRF get JSON.
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(400, "Bad request.", "bad_request")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(403, "Forbidden.", "forbidden")
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(404, "Not found.", "not_found")
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return _json_error(500, "Internal server error.", "server_error")

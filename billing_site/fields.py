@@ -1,0 +1,107 @@
+"""Input fields that keep anything the database cannot store out of it (a 422, not a 500)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from rest_framework import serializers
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8
+MAX_AMOUNT_MINOR = 10**12
+
+
+def _is_storable_text(value: str) -> bool:
+    """PostgreSQL text holds no NUL and no lone UTF-16 surrogates."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class TextField(serializers.CharField):
+    """A CharField whose value PostgreSQL can store (no NUL bytes, valid UTF-8)."""
+
+    default_error_messages = {"unstorable": "Must be valid UTF-8 text without NUL characters."}
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not _is_storable_text(value):
+            self.fail("unstorable")
+        return value
+
+
+class LenientEmailField(serializers.CharField):
+    """An optional email: clients send it with every call, so a bad one is dropped, not a 422."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("allow_blank", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str) or len(data) > 254 or not _is_storable_text(data):
+            return ""
+        try:
+            validate_email(data.strip())
+        except DjangoValidationError:
+            return ""
+        return data.strip()
+
+
+def _check_json_value(value: Any, depth: int) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise serializers.ValidationError(f"Nested deeper than {MAX_METADATA_DEPTH} levels.")
+    if isinstance(value, str):
+        if not _is_storable_text(value):
+            raise serializers.ValidationError("Strings must be valid UTF-8 without NUL characters.")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise serializers.ValidationError("Numbers must be finite.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_value(key, depth + 1)
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+
+
+class MetadataField(serializers.JSONField):
+    """A small JSON object of the caller's context, stored as given."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        _check_json_value(data, 0)
+        if len(json.dumps(data)) > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(f"Must be at most {MAX_METADATA_BYTES} bytes as JSON.")
+        return data
+
+
+def identifier(**kwargs: Any) -> TextField:
+    """A required identity string (oauth_provider, external_id, idempotency_key)."""
+    return TextField(max_length=255, **kwargs)
+
+
+def optional_identifier(**kwargs: Any) -> TextField:
+    return TextField(max_length=255, required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
+def amount_field(**kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(max_value=MAX_AMOUNT_MINOR, **kwargs)

@@ -1,0 +1,13 @@
+"""Test settings: real PostgreSQL from DATABASE_URL, fast and quiet."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/billing")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from billing_site.settings import *  # noqa: F403
+
+# The manifest storage needs collectstatic; tests serve plain static files.
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

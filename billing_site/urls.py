@@ -1,0 +1,37 @@
+"""URL map: the guide's /v1/billing API, Stripe webhooks, docs, health and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from accounts import views as account_views
+from billing_site import views as site_views
+from charges import views as charge_views
+
+api = [
+    path("credits/check", account_views.CreditCheckView.as_view(), name="credits-check"),
+    path("credits", account_views.CreditGrantView.as_view(), name="credits-grant"),
+    path("charges", charge_views.ChargeCreateView.as_view(), name="charges-create"),
+    path("accounts", account_views.AccountCreateView.as_view(), name="accounts-create"),
+    path("accounts/<uuid:account_id>", account_views.AccountDetailView.as_view(), name="accounts-detail"),
+    path(
+        "accounts/<uuid:account_id>/transactions",
+        account_views.AccountTransactionsView.as_view(),
+        name="accounts-transactions",
+    ),
+]
+
+urlpatterns = [
+    path("v1/billing/", include(api)),
+    path("health", site_views.health, name="health"),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="swagger-ui"),
+    path("redoc", SpectacularRedocView.as_view(url_name="openapi-schema"), name="redoc"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "billing_site.exceptions.bad_request"
+handler403 = "billing_site.exceptions.permission_denied"
+handler404 = "billing_site.exceptions.page_not_found"
+handler500 = "billing_site.exceptions.server_error"

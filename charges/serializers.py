@@ -1,0 +1,40 @@
+"""Input and output shapes of the charge endpoint."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.serializers import CurrencyField, IdentityIn
+from billing_site.fields import MetadataField, TextField, amount_field, identifier
+from charges.models import Charge
+
+
+class ChargeIn(IdentityIn):
+    amount_minor = amount_field(min_value=1, help_text="Credit units to charge (100 = one use by default).")
+    currency = CurrencyField(help_text="Defaults to the service's currency.")
+    description = TextField(max_length=1000, required=False, allow_blank=True, allow_null=True)
+    idempotency_key = identifier(help_text="Unique per charge, e.g. msg-{message_id}; a retry reuses it.")
+    metadata = MetadataField()
+
+
+class ChargeOut(serializers.ModelSerializer):
+    charge_id = serializers.UUIDField(source="id")
+    account_id = serializers.UUIDField()
+    balance_after = serializers.IntegerField(source="balance_after_minor", help_text="Paid balance in minor units.")
+    free_uses_remaining = serializers.IntegerField(source="free_uses_after")
+
+    class Meta:
+        model = Charge
+        fields = [
+            "charge_id",
+            "account_id",
+            "amount_minor",
+            "currency",
+            "balance_after",
+            "created_at",
+            "description",
+            "metadata",
+            "idempotency_key",
+            "paid_with_free_use",
+            "free_uses_remaining",
+        ]

@@ -1,0 +1,76 @@
+"""The one function through which any balance or free-use count changes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from ledger.models import EntryKind, LedgerEntry
+
+if TYPE_CHECKING:
+    from accounts.models import Account
+    from charges.models import Charge
+    from purchases.models import Purchase
+
+# Paid credit arriving by these kinds makes the account "pro" (DESIGN: Money and units).
+PAID_CREDIT_KINDS = frozenset({EntryKind.PURCHASE, EntryKind.GRANT, EntryKind.MIGRATION})
+
+
+class LedgerInvariantError(Exception):
+    """A movement would take a balance below zero: a bug in the caller, never user input."""
+
+
+def ledger_post(
+    *,
+    account: Account,
+    kind: EntryKind,
+    actor: str,
+    balance_delta_minor: int = 0,
+    free_uses_delta: int = 0,
+    uses_delta: int = 0,
+    reason: str = "",
+    charge: Charge | None = None,
+    purchase: Purchase | None = None,
+    idempotency_key: str | None = None,
+    request_fingerprint: str = "",
+    details: dict[str, Any] | None = None,
+) -> LedgerEntry:
+    """Apply a movement to a locked account and record it, in the caller's transaction.
+
+    The caller must hold the account row lock (`select_for_update`) taken inside the
+    current `transaction.atomic()` block: the new balance is computed from the locked
+    row, then written with the entry, so the two can never disagree.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerInvariantError("ledger_post must run inside transaction.atomic() with the account locked")
+    new_balance = account.balance_minor + balance_delta_minor
+    new_free_uses = account.free_uses_remaining + free_uses_delta
+    if new_balance < 0 or new_free_uses < 0:
+        raise LedgerInvariantError(
+            f"movement would leave balance {new_balance} / free uses {new_free_uses} on account {account.pk}"
+        )
+    account.balance_minor = new_balance
+    account.free_uses_remaining = new_free_uses
+    account.total_uses += uses_delta
+    update_fields = ["balance_minor", "free_uses_remaining", "total_uses", "updated_at"]
+    if balance_delta_minor > 0 and kind in PAID_CREDIT_KINDS and not account.has_paid:
+        account.has_paid = True
+        update_fields.append("has_paid")
+    account.save(update_fields=update_fields)
+    return LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        balance_delta_minor=balance_delta_minor,
+        free_uses_delta=free_uses_delta,
+        balance_after_minor=new_balance,
+        free_uses_after=new_free_uses,
+        currency=account.currency,
+        charge=charge,
+        purchase=purchase,
+        actor=actor,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+        details=details or {},
+    )

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests.factories import create_api_key
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    cache.clear()
+
+
+@pytest.fixture
+def user() -> dict[str, str]:
+    """A fresh end user, as the guide's test fixture makes one."""
+    return {"oauth_provider": "oauth:google", "external_id": f"test-{uuid.uuid4()}@example.com"}
+
+
+@pytest.fixture
+def make_client(db: None) -> Callable[..., APIClient]:
+    def make(permissions: str = "read,write", tenant_id: str = "", bearer: bool = False) -> APIClient:
+        key = create_api_key(permissions=permissions, tenant_id=tenant_id)
+        client = APIClient()
+        if bearer:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        else:
+            client.credentials(HTTP_X_API_KEY=key)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(make_client: Callable[..., APIClient]) -> APIClient:
+    """An agent's client with a read+write key."""
+    return make_client()
+
+
+@pytest.fixture
+def admin_api(make_client: Callable[..., APIClient]) -> APIClient:
+    return make_client(permissions="read,write,admin")
+
+
+def charge_body(user: dict, key: str, amount: int = 100, **extra: object) -> dict:
+    return {
+        **user,
+        "amount_minor": amount,
+        "currency": "USD",
+        "description": "Agent interaction - datum",
+        "idempotency_key": key,
+        "metadata": {},
+        **extra,
+    }
