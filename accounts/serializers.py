@@ -145,8 +145,3 @@ class CreditGrantIn(IdentityIn):
         if attrs["kind"] == EntryKind.GRANT and (attrs["amount_minor"] < 0 or attrs["free_uses"] < 0):
             raise serializers.ValidationError("A grant must be positive; use kind=adjustment to take credit back.")
         return attrs
-
-
-class ErrorOut(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()

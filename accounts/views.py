@@ -18,29 +18,12 @@ from accounts.serializers import (
     CreditCheckIn,
     CreditCheckOut,
     CreditGrantIn,
-    ErrorOut,
     IdentityIn,
     LedgerEntryOut,
 )
+from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
 from billing_site.errors import DuplicateRequest
 from ledger.models import EntryKind
-
-IDENTITY_EXAMPLE = {"oauth_provider": "oauth:google", "external_id": "user@example.com"}
-
-
-def error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorOut, description=description)
-
-
-COMMON_ERRORS = {
-    400: error("Malformed JSON."),
-    401: error("No or bad API key."),
-    403: error("The key lacks the permission, or may not act for that tenant."),
-    413: error("Body over 64 KiB."),
-    422: error("Validation error."),
-    429: error("Rate limited (see Retry-After)."),
-    503: error("Database unavailable (see Retry-After)."),
-}
 
 
 class CreditCheckView(APIView):
@@ -198,16 +181,3 @@ class CreditGrantView(APIView):
         except DuplicateRequest as duplicate:
             return replay_response(duplicate, LedgerEntryOut(duplicate.original).data)
         return Response(LedgerEntryOut(entry).data, status=status.HTTP_201_CREATED)
-
-
-def validated(serializer_class: type, request: Request) -> dict:
-    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def replay_response(duplicate: DuplicateRequest, original: dict) -> Response:
-    """409 whose body carries the original result, so a retry learns what happened."""
-    body = {**original, "detail": duplicate.detail, "code": duplicate.code}
-    return Response(body, status=status.HTTP_409_CONFLICT, headers=duplicate.headers)

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from accounts.identity import identity_from
 from accounts.models import Scope
-from accounts.views import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
+from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
 from billing_site.errors import DuplicateRequest
 from charges.serializers import ChargeIn, ChargeOut
 from charges.services import charge_create

@@ -47,7 +47,7 @@ class LedgerEntry(models.Model):
     actor = models.CharField(max_length=255)
     reason = models.TextField(blank=True, default="")
     # Grants and adjustments are idempotent per account on this key (None for other kinds).
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL = no key; unique when set)
     # Grants keep what was asked, so a replay with other parameters can be told apart.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     # Anything worth keeping about the movement (e.g. a refund's shortfall, the Stripe ids).

@@ -27,12 +27,12 @@ class Purchase(models.Model):
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     uses = models.IntegerField()
-    # Credit units the purchase adds to the balance (uses × use price, fixed at purchase time).
+    # Credit units the purchase adds to the balance (uses times the use price, fixed at purchase time).
     credit_minor = models.BigIntegerField()
     refunded_minor = models.BigIntegerField(default=0)
     status = models.CharField(max_length=32, choices=PurchaseStatus.choices, default=PurchaseStatus.CREATED)
     customer_email = models.CharField(max_length=254, blank=True, default="")
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL = no key; unique when set)
     actor = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,52 @@
+# CIRIS Billing: `make run` starts the service, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/billing
+
+.PHONY: help venv run test lint format migrate clean
+
+help:
+	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
+	@echo "make test   - run the whole suite against PostgreSQL (DATABASE_URL, default $(DATABASE_URL_TEST))"
+	@echo "make lint   - ruff check and ruff format --check"
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(BIN)/.installed
+
+# The embedded default: SQLite in ./db.sqlite3, DEBUG on, console logs, loopback only.
+run: export DJANGO_DEBUG ?= 1
+run: export LOG_FORMAT ?= console
+run: venv
+	@echo "Applying migrations (the first run builds dj-stripe's tables and takes about a minute)..."
+	$(BIN)/python manage.py migrate --no-input
+	@echo
+	@echo "Create an API key for your agent (printed once, on the last line):"
+	@echo "  $(BIN)/python manage.py create_api_key --name my-agent --permissions read,write"
+	@echo "Then: curl -H 'X-API-Key: <key>' -H 'Content-Type: application/json' \\"
+	@echo "        -d '{\"oauth_provider\":\"oauth:google\",\"external_id\":\"me@example.com\"}' \\"
+	@echo "        http://127.0.0.1:8000/v1/billing/credits/check"
+	@echo "API docs: http://127.0.0.1:8000/docs"
+	@echo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# pytest-django creates (and drops) the test database itself on the PostgreSQL server.
+test: export DATABASE_URL ?= $(DATABASE_URL_TEST)
+test: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,48 @@
+"""Shared pieces of the API views: validation, replay answers and documented errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing_site.errors import DuplicateRequest
+
+
+class ErrorOut(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+IDENTITY_EXAMPLE = {"oauth_provider": "oauth:google", "external_id": "user@example.com"}
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorOut, description=description)
+
+
+COMMON_ERRORS = {
+    400: error("Malformed JSON."),
+    401: error("No or bad API key."),
+    403: error("The key lacks the permission, or may not act for that tenant."),
+    413: error("Body over 64 KiB."),
+    422: error("Validation error."),
+    429: error("Rate limited (see Retry-After)."),
+    503: error("Database unavailable (see Retry-After)."),
+}
+
+
+def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def replay_response(duplicate: DuplicateRequest, original: dict[str, Any]) -> Response:
+    """409 whose body carries the original result, so a retry learns what happened."""
+    body = {**original, "detail": duplicate.detail, "code": duplicate.code}
+    return Response(body, status=status.HTTP_409_CONFLICT, headers=duplicate.headers)
