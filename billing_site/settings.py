@@ -177,6 +177,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "billing_site.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # ASCII-escaped JSON: an error that echoes a client's lone surrogate still renders.
+    "UNICODE_JSON": False,
     "DEFAULT_THROTTLE_CLASSES": [],
     "DEFAULT_THROTTLE_RATES": {"api_key": RATE_LIMIT_PER_KEY, "end_user": RATE_LIMIT_PER_USER},
 }

@@ -5,9 +5,14 @@ from collections.abc import Callable
 
 import pytest
 from django.core.cache import cache
+from django.core.servers.basehttp import ThreadedWSGIServer
 from rest_framework.test import APIClient
 
 from tests.factories import create_api_key
+
+# The live test server's listen backlog is 5 by default: 50 parallel requests would be
+# refused at connect. Production runs gunicorn (backlog 2048); match it here.
+ThreadedWSGIServer.request_queue_size = 128
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,76 @@
+"""GET /health, the OpenAPI schema and the docs pages (rendered from local assets)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_is_200_when_the_database_answers():
+    response = Client().get("/health")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "healthy"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_is_503_with_retry_after_when_the_database_is_unreachable():
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1"})  # nothing listens on port 1
+    try:
+        response = Client().get("/health")
+        api_response = Client().post(
+            "/v1/billing/credits/check", {"oauth_provider": "p", "external_id": "x"}, content_type="application/json"
+        )
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert response.json()["status"] == "unhealthy"
+    # The API too answers 503 while the database is away, never a 500.
+    assert api_response.status_code in (401, 503)
+    assert Client().get("/health").status_code == 200  # and recovers by itself
+
+
+def test_the_schema_documents_every_endpoint_with_its_errors():
+    schema = Client().get("/openapi.json").json()
+
+    paths = schema["paths"]
+    assert schema["openapi"].startswith("3.")
+    for path in [
+        "/v1/billing/credits/check",
+        "/v1/billing/charges",
+        "/v1/billing/accounts",
+        "/v1/billing/accounts/{account_id}",
+        "/v1/billing/accounts/{account_id}/transactions",
+        "/v1/billing/credits",
+    ]:
+        assert path in paths, path
+    charge = paths["/v1/billing/charges"]["post"]
+    assert {"201", "401", "402", "403", "409", "422"} <= charge["responses"].keys()
+    assert "examples" in charge["requestBody"]["content"]["application/json"]
+    assert "ApiKeyAuth" in schema["components"]["securitySchemes"]
+
+
+@pytest.mark.parametrize("url", ["/docs", "/redoc"])
+def test_the_docs_render_from_local_assets_only(url):
+    response = Client().get(url)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/" in html
+    assert "https://" not in html and "http://" not in html.replace("http://testserver", "")
+
+
+def test_the_docs_assets_are_served():
+    html = Client().get("/docs").content.decode()
+    asset = html.split('src="', 1)[1].split('"', 1)[0]
+
+    assert Client().get(asset).status_code == 200
