@@ -20,9 +20,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 venv: $(BIN)/.installed
 
 # The embedded default: SQLite in ./db.sqlite3, DEBUG on, console logs, loopback only.
-run: export DJANGO_DEBUG ?= 1
-run: export LOG_FORMAT ?= console
-run: venv
+# .env (read by settings, git-ignored) makes the same setup apply to manage.py commands.
+.env:
+	printf 'DJANGO_DEBUG=1\nLOG_FORMAT=console\n' > .env
+
+run: venv .env
 	@echo "Applying migrations (the first run builds dj-stripe's tables and takes about a minute)..."
 	$(BIN)/python manage.py migrate --no-input
 	@echo

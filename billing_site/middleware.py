@@ -56,3 +56,25 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+API_PATH_PREFIXES = ("/v1/", "/health", "/stripe/", "/metrics")
+
+
+class JsonErrorPagesMiddleware:
+    """API paths never answer an HTML error page, not even Django's DEBUG pages."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and response.get("Content-Type", "").startswith("text/html")
+            and request.path.startswith(API_PATH_PREFIXES)
+        ):
+            detail = "Not found." if response.status_code == 404 else "Request failed."
+            code = "not_found" if response.status_code == 404 else "error"
+            return JsonResponse({"detail": detail, "code": code}, status=response.status_code)
+        return response

@@ -13,6 +13,10 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# A local .env (written by `make run`, never committed) configures development runs, so
+# `manage.py create_api_key` works in a plain shell. Real environment variables win.
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -47,6 +51,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "billing_site.middleware.JsonErrorPagesMiddleware",
     "billing_site.middleware.DatabaseUnavailableMiddleware",
     "billing_site.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",

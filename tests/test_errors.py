@@ -104,3 +104,12 @@ def test_no_value_in_any_field_produces_a_500(api, user, field):
             response = api.post(url, data=raw, content_type="application/json")
             assert response.status_code < 500, (url, field, value, response.content)
             assert response["Content-Type"].startswith("application/json")
+
+
+def test_api_paths_answer_json_even_with_debug_pages_on(api, settings):
+    settings.DEBUG = True
+
+    response = api.get("/v1/billing/accounts//transactions")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
