@@ -9,6 +9,7 @@ against a cached copy of its row. Saving or deleting a key drops the cached copy
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,9 @@ from rest_framework_api_key.crypto import split
 from accounts.models import SCOPE_RANK, ApiKey, Scope
 
 _MISSING = "missing"
+# djangorestframework-api-key prefixes are 8 letters/digits; anything else is no key of ours
+# (and never reaches the cache or the database).
+_PREFIX = re.compile(r"[A-Za-z0-9]{8}")
 
 
 def api_key_cache_key(prefix: str) -> str:
@@ -99,7 +103,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 return OPEN_ACCESS, OPEN_ACCESS
             return None
         prefix, _ = split(key)
-        record = _load_key_record(prefix) if prefix and len(prefix) <= 8 else None
+        record = _load_key_record(prefix) if _PREFIX.fullmatch(prefix) else None
         if record is None or not _verify(key, record["hashed_key"]):
             raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         if record["revoked"]:
