@@ -11,7 +11,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import signals  # noqa: F401  (cache invalidation for API keys)
+        from accounts import schema, signals  # noqa: F401  (OpenAPI auth scheme; key cache invalidation)
 
         if not settings.API_KEYS_REQUIRED:
             logger.warning("API_KEYS_REQUIRED is off: every caller may move money. Use this only on a private network.")

@@ -25,6 +25,41 @@ from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_resp
 from billing_site.errors import DuplicateRequest
 from ledger.models import EntryKind
 
+ACCOUNT_EXAMPLE = OpenApiExample(
+    "Account",
+    response_only=True,
+    value={
+        "account_id": "550e8400-e29b-41d4-a716-446655440000",
+        "oauth_provider": "oauth:google",
+        "external_id": "user@example.com",
+        "wa_id": "wa-123",
+        "tenant_id": None,
+        "status": "active",
+        "plan_name": "pro",
+        "free_uses_remaining": 0,
+        "credits_remaining": 15,
+        "balance_minor": 1500,
+        "currency": "USD",
+        "total_uses": 28,
+        "created_at": "2025-01-08T12:34:56.789Z",
+    },
+)
+ENTRY_EXAMPLE = {
+    "entry_id": 42,
+    "account_id": "550e8400-e29b-41d4-a716-446655440000",
+    "kind": "charge",
+    "balance_delta_minor": -100,
+    "free_uses_delta": 0,
+    "balance_after_minor": 1900,
+    "free_uses_after": 0,
+    "currency": "USD",
+    "charge_id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+    "purchase_id": None,
+    "actor": "api_key:Ab12Cd34",
+    "reason": "Agent interaction - datum",
+    "created_at": "2025-01-08T12:34:56.789Z",
+}
+
 
 class CreditCheckView(APIView):
     required_scope = Scope.READ
@@ -85,7 +120,7 @@ class AccountCreateView(APIView):
         summary="Create or get an account",
         request=IdentityIn,
         responses={201: AccountOut, 200: AccountOut, **COMMON_ERRORS},
-        examples=[OpenApiExample("Request", value=IDENTITY_EXAMPLE, request_only=True)],
+        examples=[OpenApiExample("Request", value=IDENTITY_EXAMPLE, request_only=True), ACCOUNT_EXAMPLE],
     )
     def post(self, request: Request) -> Response:
         data = validated(IdentityIn, request)
@@ -106,6 +141,7 @@ class AccountDetailView(APIView):
         operation_id="accounts_retrieve",
         summary="An account's state",
         responses={200: AccountOut, 404: error("No such account (or another tenant's)."), **COMMON_ERRORS},
+        examples=[ACCOUNT_EXAMPLE],
     )
     def get(self, request: Request, account_id: str) -> Response:
         return Response(AccountOut(visible_account(request, account_id)).data)
@@ -133,6 +169,17 @@ class AccountTransactionsView(generics.ListAPIView):
         operation_id="accounts_transactions",
         summary="An account's ledger (cursor-paginated, newest first)",
         responses={200: LedgerEntryOut(many=True), 404: error("No such account."), **COMMON_ERRORS},
+        examples=[
+            OpenApiExample(
+                "A page",
+                response_only=True,
+                value={
+                    "next": "https://billing.example.com/...?cursor=cD0xMjM%3D",
+                    "previous": None,
+                    "results": [ENTRY_EXAMPLE],
+                },
+            )
+        ],
     )
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
@@ -161,7 +208,20 @@ class CreditGrantView(APIView):
                     "reason": "Support: apology for an outage",
                     "idempotency_key": "ticket-4711",
                 },
-            )
+            ),
+            OpenApiExample(
+                "Granted",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    **ENTRY_EXAMPLE,
+                    "kind": "grant",
+                    "balance_delta_minor": 500,
+                    "balance_after_minor": 2400,
+                    "charge_id": None,
+                    "reason": "Support: apology for an outage",
+                },
+            ),
         ],
     )
     def post(self, request: Request) -> Response:

@@ -203,13 +203,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-            "BearerAuth": {"type": "http", "scheme": "bearer"},
-        }
-    },
-    "SECURITY": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
 }
 
 # --- Stripe (dj-stripe) ---------------------------------------------------------------

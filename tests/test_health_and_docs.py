@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
@@ -74,3 +75,9 @@ def test_the_docs_assets_are_served():
     asset = html.split('src="', 1)[1].split('"', 1)[0]
 
     assert Client().get(asset).status_code == 200
+
+
+def test_the_schema_is_valid_openapi_and_generates_without_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+    assert "ApiKeyAuth" in (tmp_path / "schema.yaml").read_text()
