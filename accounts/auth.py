@@ -57,7 +57,9 @@ class ApiPrincipal:
         return any(SCOPE_RANK.get(Scope(s), 0) >= rank for s in self.scopes if s in Scope.values)
 
 
-OPEN_ACCESS = ApiPrincipal(prefix="none", name="auth disabled", scopes=frozenset(Scope.values))
+# With API_KEYS_REQUIRED off, a caller without a key may check and charge, never grant:
+# minting credit always takes an admin key.
+OPEN_ACCESS = ApiPrincipal(prefix="none", name="auth disabled", scopes=frozenset({Scope.READ, Scope.WRITE}))
 
 
 def _load_key_record(prefix: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from accounts.models import Account
 from billing_site.fields import (
     MAX_AMOUNT_MINOR,
     LenientEmailField,
+    StrictIntegerField,
     TextField,
     amount_field,
     identifier,
@@ -29,7 +30,7 @@ class IdentityIn(serializers.Serializer):
     customer_email = LenientEmailField(help_text="Recorded on the account when it is a valid email.")
 
 
-class CurrencyField(serializers.CharField):
+class CurrencyField(TextField):
     default_error_messages = {"unsupported": "Unsupported currency {value}: this service bills in {currency}."}
 
     def __init__(self, **kwargs: Any):
@@ -128,7 +129,7 @@ class CreditGrantIn(IdentityIn):
     amount_minor = amount_field(
         min_value=-MAX_AMOUNT_MINOR, required=False, default=0, help_text="Paid credit in minor units."
     )
-    free_uses = serializers.IntegerField(min_value=-(10**6), max_value=10**6, required=False, default=0)
+    free_uses = StrictIntegerField(min_value=-(10**6), max_value=10**6, required=False, default=0)
     currency = CurrencyField()
     kind = serializers.ChoiceField(
         choices=[EntryKind.GRANT.value, EntryKind.ADJUSTMENT.value],

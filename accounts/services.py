@@ -104,7 +104,9 @@ def credits_grant(
         raise InvalidOperation("Grants must be positive; use an adjustment to take credit back.")
     if not reason.strip():
         raise InvalidOperation("A reason is required.")
-    fingerprint = _fingerprint(kind=str(kind), amount_minor=amount_minor, free_uses=free_uses)
+    fingerprint = _fingerprint(
+        kind=str(kind), amount_minor=amount_minor, free_uses=free_uses, reason=reason, description=description
+    )
     try:
         with transaction.atomic():
             account = lock_account(identity=identity, actor=actor)

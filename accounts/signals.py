@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -13,4 +14,8 @@ from accounts.models import ApiKey
 @receiver(post_save, sender=ApiKey)
 @receiver(post_delete, sender=ApiKey)
 def forget_cached_api_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
-    cache.delete(api_key_cache_key(instance.prefix))
+    key = api_key_cache_key(instance.prefix)
+    cache.delete(key)
+    # Again after commit: a request between the save and the commit may have re-cached
+    # the old row (e.g. a revocation made inside the admin's transaction).
+    transaction.on_commit(lambda: cache.delete(key))

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -41,6 +41,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"detail": "Database unavailable, retry shortly.", "code": "service_unavailable"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+        )
+
+    if isinstance(exc, DataError):
+        # A value the column cannot hold: validation should have caught it; never a 500.
+        logger.warning("data error: %s", exc)
+        return Response(
+            {"detail": "A value is out of range for this field.", "code": "validation_error"},
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
         )
 
     if isinstance(exc, exceptions.ValidationError):

@@ -27,11 +27,13 @@ def _is_storable_text(value: str) -> bool:
 
 
 class TextField(serializers.CharField):
-    """A CharField whose value PostgreSQL can store (no NUL bytes, valid UTF-8)."""
+    """A JSON string (no silent number-to-text coercion) that PostgreSQL can store."""
 
     default_error_messages = {"unstorable": "Must be valid UTF-8 text without NUL characters."}
 
     def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
         value = super().to_internal_value(data)
         if not _is_storable_text(value):
             self.fail("unstorable")
@@ -103,5 +105,14 @@ def optional_identifier(**kwargs: Any) -> TextField:
     return TextField(max_length=255, required=False, allow_null=True, allow_blank=True, **kwargs)
 
 
-def amount_field(**kwargs: Any) -> serializers.IntegerField:
-    return serializers.IntegerField(max_value=MAX_AMOUNT_MINOR, **kwargs)
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: "100", 100.0 and true are refused, not quietly converted (money)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def amount_field(**kwargs: Any) -> StrictIntegerField:
+    return StrictIntegerField(max_value=MAX_AMOUNT_MINOR, **kwargs)

@@ -1,21 +1,38 @@
 """URL map: the guide's /v1/billing API, Stripe webhooks, docs, health and the admin."""
 
+import uuid
+
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import views as account_views
 from billing_site import views as site_views
 from charges import views as charge_views
 
+
+class AnyCaseUUIDConverter:
+    """A UUID in either case (Django's own converter matches lower case only)."""
+
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+    def to_python(self, value: str) -> uuid.UUID:
+        return uuid.UUID(value)
+
+    def to_url(self, value: uuid.UUID) -> str:
+        return str(value)
+
+
+register_converter(AnyCaseUUIDConverter, "anyuuid")
+
 api = [
     path("credits/check", account_views.CreditCheckView.as_view(), name="credits-check"),
     path("credits", account_views.CreditGrantView.as_view(), name="credits-grant"),
     path("charges", charge_views.ChargeCreateView.as_view(), name="charges-create"),
     path("accounts", account_views.AccountCreateView.as_view(), name="accounts-create"),
-    path("accounts/<uuid:account_id>", account_views.AccountDetailView.as_view(), name="accounts-detail"),
+    path("accounts/<anyuuid:account_id>", account_views.AccountDetailView.as_view(), name="accounts-detail"),
     path(
-        "accounts/<uuid:account_id>/transactions",
+        "accounts/<anyuuid:account_id>/transactions",
         account_views.AccountTransactionsView.as_view(),
         name="accounts-transactions",
     ),

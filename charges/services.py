@@ -68,11 +68,7 @@ def charge_create(
             else:
                 raise InsufficientCredits(
                     f"Insufficient credits. Balance: {account.balance_minor}, Required: {amount_minor}",
-                    extra={
-                        "balance_minor": account.balance_minor,
-                        "required_minor": amount_minor,
-                        "account_id": str(account.pk),
-                    },
+                    extra={"balance_minor": account.balance_minor, "required_minor": amount_minor},
                 )
             charge = Charge.objects.create(
                 account=account,

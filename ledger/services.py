@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.utils import timezone
 
+from billing_site.errors import InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
 
 if TYPE_CHECKING:
     from accounts.models import Account
     from charges.models import Charge
     from purchases.models import Purchase
+
+# Column limits: free uses and use counts are 32-bit, balances 64-bit.
+MAX_COUNT = 2**31 - 1
+MAX_BALANCE_MINOR = 2**63 - 1
 
 # Paid credit arriving by these kinds makes the account "pro" (DESIGN: Money and units).
 PAID_CREDIT_KINDS = frozenset({EntryKind.PURCHASE, EntryKind.GRANT, EntryKind.MIGRATION})
@@ -46,18 +52,39 @@ def ledger_post(
         raise LedgerInvariantError("ledger_post must run inside transaction.atomic() with the account locked")
     new_balance = account.balance_minor + balance_delta_minor
     new_free_uses = account.free_uses_remaining + free_uses_delta
+    new_total_uses = account.total_uses + uses_delta
     if new_balance < 0 or new_free_uses < 0:
         raise LedgerInvariantError(
             f"movement would leave balance {new_balance} / free uses {new_free_uses} on account {account.pk}"
         )
-    account.balance_minor = new_balance
-    account.free_uses_remaining = new_free_uses
-    account.total_uses += uses_delta
-    update_fields = ["balance_minor", "free_uses_remaining", "total_uses", "updated_at"]
+    if new_balance > MAX_BALANCE_MINOR or new_free_uses > MAX_COUNT or new_total_uses > MAX_COUNT:
+        raise InvalidOperation("This would take the account past the largest balance or count it can hold.")
+    changes: dict[str, Any] = {
+        "balance_minor": new_balance,
+        "free_uses_remaining": new_free_uses,
+        "total_uses": new_total_uses,
+        "updated_at": timezone.now(),
+    }
     if balance_delta_minor > 0 and kind in PAID_CREDIT_KINDS and not account.has_paid:
-        account.has_paid = True
-        update_fields.append("has_paid")
-    account.save(update_fields=update_fields)
+        changes["has_paid"] = True
+    # Compare-and-set on the values the new balance was computed from: an account object
+    # that was not locked (or is stale) fails loudly instead of overwriting newer money.
+    updated = (
+        type(account)
+        .objects.filter(
+            pk=account.pk,
+            balance_minor=account.balance_minor,
+            free_uses_remaining=account.free_uses_remaining,
+            total_uses=account.total_uses,
+        )
+        .update(**changes)
+    )
+    if updated != 1:
+        raise LedgerInvariantError(
+            f"account {account.pk} changed since it was read: lock it with select_for_update() first"
+        )
+    for field, value in changes.items():
+        setattr(account, field, value)
     return LedgerEntry.objects.create(
         account=account,
         kind=kind,

@@ -128,3 +128,20 @@ def test_a_tenant_bound_key_acts_for_its_own_tenant(make_client, user):
     assert created["tenant_id"] == "acme"
     assert forbidden.status_code == 403
     assert forbidden.json()["code"] == "tenant_forbidden"
+
+
+def test_a_forged_cursor_is_a_404_not_a_500(api, user):
+    import base64
+
+    account = funded_account(user)
+    for raw in ["p=abc", "p=", "p=1e5", "r=1&p=abc", "o=-1"]:
+        cursor = base64.b64encode(raw.encode()).decode()
+        response = api.get(f"/v1/billing/accounts/{account.pk}/transactions", {"cursor": cursor})
+        assert response.status_code == 404, raw
+        assert response.json()["code"] == "not_found"
+
+
+def test_an_account_id_in_upper_case_is_found(api, user):
+    account = funded_account(user)
+
+    assert api.get(f"/v1/billing/accounts/{str(account.pk).upper()}").status_code == 200

@@ -6,11 +6,13 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.auth import api_key_cache_key
 from accounts.models import Account, ApiKey
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +49,7 @@ def test_the_key_may_come_as_a_bearer_token(make_client, user):
     assert make_client(bearer=True).post(CHECK, user, format="json").status_code == 200
 
 
-def test_a_revoked_key_stops_working_at_once(user):
+def test_a_revoked_key_stops_working_at_once_in_this_process(user):
     api_key, key = ApiKey.objects.create_key(name="t", permissions="read")
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=key)
@@ -119,3 +121,52 @@ def test_keys_are_stored_hashed_with_a_fast_hash():
 
     assert key not in api_key.hashed_key
     assert api_key.hashed_key.startswith("sha512$$")
+
+
+def test_a_revocation_drops_a_copy_cached_before_its_commit(user, django_capture_on_commit_callbacks):
+    api_key, key = ApiKey.objects.create_key(name="t", permissions="read")
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        api_key.revoked = True
+        api_key.save()
+        # Another worker reads the committed (not yet revoked) row and caches it.
+        cache.set(api_key_cache_key(api_key.prefix), {**_record(api_key), "revoked": False})
+    for callback in callbacks:
+        callback()
+
+    assert client.post(CHECK, user, format="json").status_code == 401
+
+
+def _record(api_key: ApiKey) -> dict:
+    return {
+        "hashed_key": api_key.hashed_key,
+        "name": api_key.name,
+        "permissions": api_key.permissions,
+        "tenant_id": api_key.tenant_id,
+        "revoked": api_key.revoked,
+        "expiry_date": api_key.expiry_date,
+    }
+
+
+def test_a_cached_key_costs_no_query(make_client, user, django_assert_num_queries):
+    client = make_client()
+    client.post(CHECK, user, format="json")
+
+    with django_assert_num_queries(0):
+        # Authenticated (else 401), then refused by validation before any query.
+        assert client.post("/v1/billing/charges", {}, format="json").status_code == 422
+
+
+@override_settings(API_KEYS_REQUIRED=False)
+def test_without_keys_an_anonymous_caller_may_charge_but_never_grant(user):
+    grant = {**user, "amount_minor": 500, "reason": "free money", "idempotency_key": "k"}
+
+    assert APIClient().post("/v1/billing/credits", grant, format="json").status_code in (401, 403)
+    assert (
+        APIClient()
+        .post("/v1/billing/charges", {**user, "amount_minor": 1, "idempotency_key": "c"}, format="json")
+        .status_code
+        == 201
+    )

@@ -110,14 +110,13 @@ def test_a_key_used_by_another_account_is_independent(api, user):
 
 @pytest.mark.parametrize(
     "change",
-    [{"amount": 200}, {"description": "something else"}],
+    [{"amount_minor": 200}, {"description": "something else"}],
 )
 def test_the_same_key_with_other_parameters_is_422(api, user, change):
     funded_account(user, uses=20, free_uses=0)
     api.post(URL, charge_body(user, "k"), format="json")
-    amount = change.pop("amount", 100)
 
-    response = api.post(URL, charge_body(user, "k", amount=amount, **change), format="json")
+    response = api.post(URL, {**charge_body(user, "k"), **change}, format="json")
 
     assert response.status_code == 422
     assert response.json()["code"] == "idempotency_key_reused"
@@ -200,6 +199,8 @@ INVALID = [
     ("amount a float", {"amount_minor": 1.5}),
     ("amount a string", {"amount_minor": "lots"}),
     ("amount a bool", {"amount_minor": True}),
+    ("amount a numeric string", {"amount_minor": "100"}),
+    ("amount a whole float", {"amount_minor": 100.0}),
     ("amount huge", {"amount_minor": 10**20}),
     ("unknown currency", {"currency": "EUR"}),
     ("currency not a string", {"currency": ["USD"]}),
@@ -211,6 +212,7 @@ INVALID = [
     ("metadata with NUL", {"metadata": {"a": "x\u0000y"}}),
     ("external id an object", {"external_id": {"id": 1}}),
     ("external id blank", {"external_id": ""}),
+    ("external id a number", {"external_id": 12345}),
     ("provider oversized", {"oauth_provider": "p" * 256}),
     ("description with NUL", {"description": "a\u0000b"}),
 ]
@@ -231,3 +233,14 @@ def test_invalid_input_is_422_and_changes_nothing(api, user, name, change):
     assert response.json()["code"] == "validation_error"
     assert response.json()["detail"]
     assert Charge.objects.count() == 0
+
+
+def test_a_check_costs_one_query_and_a_replay_no_more(api, user, django_assert_max_num_queries):
+    funded_account(user, uses=5)
+    api.post("/v1/billing/credits/check", user, format="json")  # caches the key
+    api.post(URL, charge_body(user, "k"), format="json")
+
+    with django_assert_max_num_queries(1):
+        assert api.post("/v1/billing/credits/check", user, format="json").status_code == 200
+    with django_assert_max_num_queries(1):
+        assert api.post(URL, charge_body(user, "k"), format="json").status_code == 409

@@ -6,6 +6,7 @@ import pytest
 
 from accounts.models import Account
 from ledger.models import LedgerEntry
+from tests.factories import funded_account
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +106,18 @@ def test_only_admin_keys_may_grant(make_client, user, permissions):
 
     assert response.status_code == 403
     assert not Account.objects.filter(external_id=user["external_id"]).exists()
+
+
+def test_free_uses_cannot_overflow_their_column(admin_api, user):
+    funded_account(user, free_uses=2**31 - 5)
+
+    response = admin_api.post(URL, {**user, "free_uses": 10, "reason": "r", "idempotency_key": "k"}, format="json")
+
+    assert response.status_code == 422
+    assert Account.objects.get(external_id=user["external_id"]).free_uses_remaining == 2**31 - 5
+
+
+def test_the_same_key_with_another_reason_is_422(admin_api, user):
+    admin_api.post(URL, grant_body(user), format="json")
+
+    assert admin_api.post(URL, grant_body(user, reason="different"), format="json").status_code == 422

@@ -7,6 +7,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
+from tests.factories import create_api_key
+
 pytestmark = pytest.mark.django_db
 
 
@@ -18,14 +20,18 @@ def test_health_is_200_when_the_database_answers():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_health_is_503_with_retry_after_when_the_database_is_unreachable():
+def test_health_and_the_api_are_503_with_retry_after_when_the_database_is_unreachable():
+    key = create_api_key()
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1"})  # nothing listens on port 1
     try:
         response = Client().get("/health")
         api_response = Client().post(
-            "/v1/billing/credits/check", {"oauth_provider": "p", "external_id": "x"}, content_type="application/json"
+            "/v1/billing/credits/check",
+            {"oauth_provider": "p", "external_id": "x"},
+            content_type="application/json",
+            HTTP_X_API_KEY=key,
         )
     finally:
         connection.close()
@@ -36,7 +42,9 @@ def test_health_is_503_with_retry_after_when_the_database_is_unreachable():
     assert response["Retry-After"]
     assert response.json()["status"] == "unhealthy"
     # The API too answers 503 while the database is away, never a 500.
-    assert api_response.status_code in (401, 503)
+    assert api_response.status_code == 503
+    assert api_response["Retry-After"]
+    assert api_response.json()["code"] == "service_unavailable"
     assert Client().get("/health").status_code == 200  # and recovers by itself
 
 

@@ -47,3 +47,13 @@ def test_the_database_refuses_a_negative_balance_even_without_the_service(user):
         Account.objects.filter(pk=account.pk).update(balance_minor=-1)
     with pytest.raises(IntegrityError), transaction.atomic():
         Account.objects.filter(pk=account.pk).update(free_uses_remaining=-1)
+
+
+def test_a_stale_account_object_cannot_overwrite_a_newer_balance(user):
+    stale = funded_account(user, uses=1)
+    funded_account(user, uses=1)  # the balance moved on since `stale` was read
+
+    with pytest.raises(LedgerInvariantError), transaction.atomic():
+        ledger_post(account=stale, kind=EntryKind.GRANT, actor="test", balance_delta_minor=100)
+    stale.refresh_from_db()
+    assert stale.balance_minor == 200
