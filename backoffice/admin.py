@@ -343,13 +343,15 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["kind", "created_at", "currency"]
     search_fields = [
-        "=id",
+        "id__exact",
         "account__external_id",
         "account__email",
-        "=account__id",
+        "account__id__exact",
         "actor",
         "reason",
         "=idempotency_key",
+        "=charge__idempotency_key",
+        "=purchase__stripe_payment_intent_id",
     ]
     list_select_related = ["account", "charge", "purchase"]
     date_hierarchy = "created_at"
@@ -409,7 +411,14 @@ class ChargeAdmin(ReadOnlyAdmin):
         "actor",
     ]
     list_filter = ["paid_with_free_use", "currency", "created_at"]
-    search_fields = ["=id", "=idempotency_key", "account__external_id", "account__email", "=account__id", "description"]
+    search_fields = [
+        "id__exact",
+        "=idempotency_key",
+        "account__external_id",
+        "account__email",
+        "account__id__exact",
+        "description",
+    ]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     show_full_result_count = False
@@ -455,7 +464,13 @@ class PurchaseAdmin(ReadOnlyAdmin):
         "credited_at",
     ]
     list_filter = ["status", "currency", "created_at"]
-    search_fields = ["=id", "=stripe_payment_intent_id", "account__external_id", "account__email", "customer_email"]
+    search_fields = [
+        "id__exact",
+        "=stripe_payment_intent_id",
+        "account__external_id",
+        "account__email",
+        "customer_email",
+    ]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
     show_full_result_count = False
