@@ -61,3 +61,14 @@ def charge_body(user: dict, key: str, amount: int = 100, **extra: object) -> dic
         "metadata": {},
         **extra,
     }
+
+
+def run_command(name: str, *args: str) -> tuple[str, str]:
+    """Run a manage.py command in-process; returns (stdout, stderr). CommandError propagates."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    call_command(name, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
