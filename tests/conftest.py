@@ -10,6 +10,8 @@ from rest_framework.test import APIClient
 
 from tests.factories import create_api_key
 
+from tests.stripe_fake import localstripe_url, stripe_settings  # noqa: F401  (fixtures)
+
 # The live test server's listen backlog is 5 by default: 50 parallel requests would be
 # refused at connect. Production runs gunicorn (backlog 2048); match it here.
 ThreadedWSGIServer.request_queue_size = 128

@@ -337,7 +337,7 @@ def test_the_account_page_shows_its_ledger_charges_and_purchases_with_links(supp
 
 
 def test_the_ledger_on_the_account_page_is_paginated(support, account):
-    for i in range(30):
+    for _ in range(30):
         funded_account(
             {"oauth_provider": account.oauth_provider, "external_id": account.external_id, "tenant_id": "acme"}, uses=1
         )

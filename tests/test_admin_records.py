@@ -70,7 +70,7 @@ def test_records_can_be_filtered(support, history, url, params):
 
 @pytest.mark.parametrize("model", ["charges/charge", "purchases/purchase", "ledger/ledgerentry"])
 def test_records_are_read_only_even_for_a_superuser(superuser, history, model):
-    account, charge, purchase = history
+    _, charge, purchase = history
     obj = {"charges/charge": charge, "purchases/purchase": purchase, "ledger/ledgerentry": LedgerEntry.objects.first()}[
         model
     ]

@@ -77,7 +77,7 @@ def test_bad_rows_are_rejected_with_their_line_numbers_and_the_rest_imported(tmp
     )
 
     with pytest.raises(CommandError, match="4 rows rejected") as failure:
-        out, err = run_command("import_accounts", path)
+        run_command("import_accounts", path)
 
     assert failure.value.returncode == 1
     assert Account.objects.filter(external_id="good@example.com").exists()
