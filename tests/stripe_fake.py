@@ -35,15 +35,15 @@ def ensure_venv() -> Path:
     return PYTHON
 
 
-def free_port() -> int:
-    for port in PORTS:
+def free_port(ports: range = PORTS) -> int:
+    for port in ports:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def wait_for(port: int, process: subprocess.Popen, timeout: float = 20) -> None:

@@ -80,7 +80,7 @@ def test_free_uses_and_total_uses_drift_are_found(healthy):
 def test_recording_the_drift_makes_the_ledger_agree_again(healthy):
     Account.objects.filter(pk=healthy.pk).update(balance_minor=2900)
 
-    out, _ = run_command("record_ledger_drift", "--account-id", str(healthy.pk), "--reason", "SQL fix on 2026-11-20")
+    run_command("record_ledger_drift", "--account-id", str(healthy.pk), "--reason", "SQL fix on 2026-11-20")
 
     entry = LedgerEntry.objects.filter(account=healthy).first()
     assert (entry.kind, entry.balance_delta_minor, entry.balance_after_minor, entry.actor) == (
