@@ -41,6 +41,7 @@ run: venv .env
 	@echo "        -d '{\"oauth_provider\":\"oauth:google\",\"external_id\":\"me@example.com\"}' \\"
 	@echo "        http://127.0.0.1:8000/v1/billing/credits/check"
 	@echo "API docs: http://127.0.0.1:8000/docs"
+	@echo "Back office: $(BIN)/python manage.py createsuperuser, then http://127.0.0.1:8000/admin/"
 	@echo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 

@@ -28,9 +28,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             series=[Series("free uses", [d.free_uses for d in days]), Series("paid uses", [d.paid_uses for d in days])],
         ),
         bar_chart(
-            title=f"Revenue per day ({currency})",
+            title=f"Revenue per day ({currency} minor units)",
             labels=labels,
-            series=[Series("revenue", [d.revenue_minor / 100 for d in days])],
+            series=[Series("revenue", [d.revenue_minor for d in days])],
         ),
         bar_chart(title="Purchases per day", labels=labels, series=[Series("purchases", [d.purchases for d in days])]),
         bar_chart(
