@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -252,7 +252,7 @@ class AccountAdmin(admin.ModelAdmin):
         raw_ids = [str(object_id)] if object_id else request.POST.get("ids", request.GET.get("ids", "")).split(",")
         try:
             accounts = list(Account.objects.filter(pk__in=[i for i in raw_ids if i]).order_by("created_at"))
-        except Exception:  # malformed ids
+        except ValidationError:  # malformed ids in the query string
             accounts = []
         if not accounts:
             self.message_user(request, "No accounts selected.", messages.WARNING)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce, Concat
 
@@ -323,7 +324,7 @@ def _account_from_metadata(intent: dict[str, Any]) -> Account | None:
         return None
     try:
         return Account.objects.filter(pk=account_id).first()
-    except Exception:  # not a UUID
+    except ValidationError:  # not a UUID
         return None
 
 
