@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,21 +20,21 @@ class Series:
     values: Sequence[float]
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+def _axis_top(value: float) -> float:
+    """The top of the y axis: four gridline steps of 1, 2 or 5 times 10^k (whole numbers)."""
+    raw = value / 4
+    if raw <= 1:
+        return 4
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if raw <= m * magnitude)
+    return 4 * step
 
 
 def bar_chart(*, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "") -> SafeString:
     """Stacked bars, one per label; each bar has a tooltip with its numbers."""
     count = max(len(labels), 1)
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
-    top = _nice_max(max(totals, default=0))
+    top = _axis_top(max(totals, default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / count
     bar_w = max(slot * 0.75, 1)
@@ -44,7 +45,7 @@ def bar_chart(*, title: str, labels: Sequence[str], series: Sequence[Series], un
     for i in range(5):  # gridlines and axis labels
         value = top * i / 4
         y = TOP + plot_h - plot_h * i / 4
-        shown = f"{value:,.0f}" if top >= 4 else f"{value:,.2f}"
+        shown = f"{value:,.0f}"
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         parts.append(
             f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10" fill="#666">{shown}</text>'

@@ -21,27 +21,22 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     days = reports.daily_stats(start=today - dt.timedelta(days=DASHBOARD_DAYS - 1), end=today)
     labels = [d.day[5:] for d in days]  # MM-DD
     currency = settings.BILLING_CURRENCY
-    charts = [
-        bar_chart(
-            title="Uses per day",
-            labels=labels,
-            series=[Series("free uses", [d.free_uses for d in days]), Series("paid uses", [d.paid_uses for d in days])],
+    panels = [
+        (
+            "Uses per day",
+            [Series("free uses", [d.free_uses for d in days]), Series("paid uses", [d.paid_uses for d in days])],
         ),
-        bar_chart(
-            title=f"Revenue per day ({currency} minor units)",
-            labels=labels,
-            series=[Series("revenue", [d.revenue_minor for d in days])],
-        ),
-        bar_chart(title="Purchases per day", labels=labels, series=[Series("purchases", [d.purchases for d in days])]),
-        bar_chart(
-            title="New accounts per day",
-            labels=labels,
-            series=[
+        (f"Revenue per day ({currency} minor units)", [Series("revenue", [d.revenue_minor for d in days])]),
+        ("Purchases per day", [Series("purchases", [d.purchases for d in days])]),
+        (
+            "New accounts per day",
+            [
                 Series("still free", [d.new_accounts - d.new_accounts_paid for d in days]),
                 Series("converted to paid", [d.new_accounts_paid for d in days]),
             ],
         ),
     ]
+    charts = [(title, bar_chart(title=title, labels=labels, series=series)) for title, series in panels]
     context = {
         **admin.site.each_context(request),
         "title": "Dashboard",
