@@ -101,7 +101,7 @@ ACCOUNT_ACTIONS: dict[str, tuple[type, str, str]] = {
     "grant-free-uses": (forms.GrantFreeUsesForm, GRANT_PERMISSION, "Grant free uses"),
     "suspend": (forms.ReasonForm, SUSPEND_PERMISSION, "Suspend"),
     "reactivate": (forms.ReasonForm, SUSPEND_PERMISSION, "Reactivate"),
-    "close": (forms.ReasonForm, SUSPEND_PERMISSION, "Close"),
+    "close": (forms.ReasonForm, SUSPEND_PERMISSION, "Close account"),
 }
 STATUS_FOR_ACTION = {
     "suspend": AccountStatus.SUSPENDED,

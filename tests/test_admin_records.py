@@ -114,3 +114,16 @@ def test_dj_stripes_own_admin_stays_available(superuser):
 
     assert "/admin/djstripe/" in index
     assert superuser.get("/admin/djstripe/paymentintent/").status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/admin/charges/charge/", "/admin/purchases/purchase/", "/admin/ledger/ledgerentry/"])
+def test_the_account_pages_all_links_list_only_that_accounts_records(support, history, url):
+    account, _, _ = history
+    other = funded_account({"oauth_provider": "oauth:google", "external_id": "other@example.com"}, uses=1)
+    paid_purchase(other, payment_intent_id="pi_other")
+
+    response = support.get(url, {"account__id__exact": str(account.pk)})
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count >= 1
+    assert {row.account_id for row in response.context["cl"].result_list} == {account.pk}
