@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/billing
 
-.PHONY: help venv run test lint format migrate clean
+.PHONY: help venv chromium run test lint format migrate clean
 
 help:
 	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
@@ -18,6 +18,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 venv: $(BIN)/.installed
+
+# The admin's browser test drives Debian's Chromium through Playwright, which downloads no
+# browser here. Installed once (as root, as on CI) when missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing chromium and chromium-driver for the browser test..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # The embedded default: SQLite in ./db.sqlite3, DEBUG on, console logs, loopback only.
 # .env (read by settings, git-ignored) makes the same setup apply to manage.py commands.
@@ -34,12 +41,13 @@ run: venv .env
 	@echo "        -d '{\"oauth_provider\":\"oauth:google\",\"external_id\":\"me@example.com\"}' \\"
 	@echo "        http://127.0.0.1:8000/v1/billing/credits/check"
 	@echo "API docs: http://127.0.0.1:8000/docs"
+	@echo "Back office: $(BIN)/python manage.py createsuperuser, then http://127.0.0.1:8000/admin/"
 	@echo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 # pytest-django creates (and drops) the test database itself on the PostgreSQL server.
 test: export DATABASE_URL ?= $(DATABASE_URL_TEST)
-test: venv
+test: venv chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -51,4 +59,4 @@ format: venv
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles
+	rm -rf $(VENV) .venv-localstripe db.sqlite3 staticfiles

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "charges",
     "purchases",
     "webhooks",
+    "backoffice",
 ]
 
 MIDDLEWARE = [

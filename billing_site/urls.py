@@ -7,6 +7,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import views as account_views
+from backoffice import views as backoffice_views
 from billing_site import views as site_views
 from charges import views as charge_views
 
@@ -45,6 +46,7 @@ urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="swagger-ui"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi-schema"), name="redoc"),
+    path("admin/dashboard/", admin.site.admin_view(backoffice_views.dashboard), name="admin-dashboard"),
     path("admin/", admin.site.urls),
 ]
 

@@ -101,3 +101,47 @@ def ledger_post(
         request_fingerprint=request_fingerprint,
         details=details or {},
     )
+
+
+def ledger_record_drift(*, account_id: object, actor: str, reason: str) -> LedgerEntry | None:
+    """Bring the ledger back in line with an account row that was changed outside it.
+
+    `reconcile` reports an account whose balance (or free uses) differs from the sum of its
+    ledger deltas: something wrote the row without an entry (an SQL edit, a bug). An entry
+    posted through `ledger_post` cannot close that gap (it moves the row and the sum alike),
+    so this writes one ADJUSTMENT entry whose deltas are exactly the unexplained difference
+    and which leaves the row as it is: afterwards row and ledger agree, and the entry says
+    who accepted the drift and why. To take the money back, post a normal adjustment after.
+    Returns None when there is nothing to record. No balance changes here.
+    """
+    from django.db.models import Sum
+
+    from accounts.models import Account
+
+    if not reason.strip():
+        raise LedgerInvariantError("A reason is required to record ledger drift.")
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account_id)
+        sums = LedgerEntry.objects.filter(account=account).aggregate(
+            balance=Sum("balance_delta_minor"), free_uses=Sum("free_uses_delta")
+        )
+        balance_drift = account.balance_minor - (sums["balance"] or 0)
+        free_uses_drift = account.free_uses_remaining - (sums["free_uses"] or 0)
+        if balance_drift == 0 and free_uses_drift == 0:
+            return None
+        return LedgerEntry.objects.create(
+            account=account,
+            kind=EntryKind.ADJUSTMENT,
+            balance_delta_minor=balance_drift,
+            free_uses_delta=free_uses_drift,
+            balance_after_minor=account.balance_minor,
+            free_uses_after=account.free_uses_remaining,
+            currency=account.currency,
+            actor=actor,
+            reason=reason,
+            details={
+                "drift": True,
+                "ledger_balance_before": sums["balance"] or 0,
+                "ledger_free_uses_before": sums["free_uses"] or 0,
+            },
+        )

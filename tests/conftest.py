@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 
@@ -9,6 +10,10 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from rest_framework.test import APIClient
 
 from tests.factories import create_api_key
+from tests.stripe_fake import free_port, localstripe_url, stripe_settings  # noqa: F401  (fixtures)
+
+# pytest-django's live_server: loopback, on a port of the range this project's tests use.
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", f"127.0.0.1:{free_port(range(18200, 18240))}")
 
 # The live test server's listen backlog is 5 by default: 50 parallel requests would be
 # refused at connect. Production runs gunicorn (backlog 2048); match it here.
@@ -61,3 +66,14 @@ def charge_body(user: dict, key: str, amount: int = 100, **extra: object) -> dic
         "metadata": {},
         **extra,
     }
+
+
+def run_command(name: str, *args: str) -> tuple[str, str]:
+    """Run a manage.py command in-process; returns (stdout, stderr). CommandError propagates."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    call_command(name, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()

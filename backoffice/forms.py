@@ -1,0 +1,88 @@
+"""Confirmation forms for the account actions in the admin."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+
+from accounts.models import Scope
+from ledger.models import EntryKind
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Recorded on the ledger."
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("A reason is required.")
+        return reason
+
+
+class IdempotentForm(ReasonForm):
+    # Generated when the confirmation page is rendered: submitting the same page twice
+    # (double click, back and resubmit) grants once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("idempotency_key", f"admin:{uuid.uuid4()}")  # type: ignore[union-attr]
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class GrantCreditsForm(IdempotentForm):
+    UNIT_USES = "uses"
+    UNIT_MINOR = "minor"
+
+    amount = forms.IntegerField(help_text="A positive whole number (negative only for an adjustment).")
+    unit = forms.ChoiceField(
+        choices=[(UNIT_USES, "uses"), (UNIT_MINOR, "credit minor units")], initial=UNIT_USES, widget=forms.RadioSelect
+    )
+    kind = forms.ChoiceField(
+        choices=[
+            (EntryKind.GRANT, "Grant (adds paid credit)"),
+            (EntryKind.ADJUSTMENT, "Adjustment (a correction; may be negative)"),
+        ],
+        initial=EntryKind.GRANT,
+        widget=forms.RadioSelect,
+    )
+    field_order = ["amount", "unit", "kind", "reason", "idempotency_key"]
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        amount = data.get("amount")
+        if amount is not None:
+            if amount == 0:
+                self.add_error("amount", "The amount cannot be zero.")
+            elif amount < 0 and data.get("kind") != EntryKind.ADJUSTMENT:
+                self.add_error("amount", "Only an adjustment may be negative.")
+        return data
+
+
+class GrantFreeUsesForm(IdempotentForm):
+    free_uses = forms.IntegerField(min_value=1, max_value=100_000)
+    field_order = ["free_uses", "reason", "idempotency_key"]
+
+
+class ApiKeyForm(forms.ModelForm):
+    """The key's scopes as checkboxes (stored comma-separated)."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Scope.READ],
+        help_text="Each scope includes the ones below it: write may also read; admin may grant credits.",
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if self.instance.pk:
+            self.initial["scopes"] = sorted(self.instance.scopes)
+
+    def save(self, commit: bool = True):  # type: ignore[no-untyped-def]
+        order = list(Scope.values)
+        self.instance.permissions = ",".join(sorted(self.cleaned_data["scopes"], key=order.index))
+        return super().save(commit=commit)

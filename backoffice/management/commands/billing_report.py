@@ -1,0 +1,71 @@
+"""manage.py billing_report --from DATE --to DATE [--format table|csv|json]"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from backoffice import reports
+
+MAX_DAYS = 3660
+
+
+def parse_date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{option} must be a date like 2026-01-31, got {value!r}.") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Uses (free and paid), purchases, revenue, refunds, new accounts and their free-to-paid conversion, "
+        "per day from --from to --to (both included, UTC) with a total. Money is in minor units of "
+        "BILLING_CURRENCY."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--from", dest="start", required=True, help="First day, YYYY-MM-DD.")
+        parser.add_argument("--to", dest="end", required=True, help="Last day (included), YYYY-MM-DD.")
+        parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        start, end = parse_date(options["start"], "--from"), parse_date(options["end"], "--to")
+        if end < start:
+            raise CommandError("--to is before --from.")
+        if (end - start).days >= MAX_DAYS:
+            raise CommandError(f"At most {MAX_DAYS} days per report.")
+        days = reports.daily_stats(start=start, end=end)
+        rows = [*days, reports.total_of(days)]
+        fields = reports.FIELDS
+        if options["format"] == "json":
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "from": start.isoformat(),
+                        "to": end.isoformat(),
+                        "currency": settings.BILLING_CURRENCY,
+                        "days": [d.as_dict() for d in days],
+                        "total": rows[-1].as_dict(),
+                    },
+                    indent=2,
+                )
+            )
+        elif options["format"] == "csv":
+            writer = csv.writer(self.stdout, lineterminator="\n")
+            writer.writerow(fields)
+            for row in rows:
+                writer.writerow([getattr(row, f) for f in fields])
+        else:
+            table = [fields] + [[str(getattr(row, f)) for f in fields] for row in rows]
+            widths = [max(len(r[i]) for r in table) for i in range(len(fields))]
+            for n, row in enumerate(table):
+                self.stdout.write("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+                if n == 0 or n == len(table) - 2:
+                    self.stdout.write("  ".join("-" * w for w in widths))
+            self.stdout.write(f"Money in {settings.BILLING_CURRENCY} minor units; conversion = new accounts that paid.")

@@ -1,0 +1,13 @@
+"""manage.py close_account --provider P --external-id X [--tenant T] --reason TEXT [--dry-run]"""
+
+from accounts.models import AccountStatus
+from backoffice.status_command import StatusCommand
+
+
+class Command(StatusCommand):
+    help = (
+        "Close an account for good (it cannot be reopened)."
+        " The change is a ledger entry with this command as its actor."
+    )
+    target = AccountStatus.CLOSED
+    verb = "close"

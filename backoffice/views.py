@@ -1,0 +1,48 @@
+"""The staff dashboard at /admin/dashboard/: headline numbers and 30 days of charts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from backoffice import reports
+from backoffice.charts import Series, bar_chart
+
+DASHBOARD_DAYS = 30
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    today = timezone.now().date()
+    days = reports.daily_stats(start=today - dt.timedelta(days=DASHBOARD_DAYS - 1), end=today)
+    labels = [d.day[5:] for d in days]  # MM-DD
+    currency = settings.BILLING_CURRENCY
+    panels = [
+        (
+            "Uses per day",
+            [Series("free uses", [d.free_uses for d in days]), Series("paid uses", [d.paid_uses for d in days])],
+        ),
+        (f"Revenue per day ({currency} minor units)", [Series("revenue", [d.revenue_minor for d in days])]),
+        ("Purchases per day", [Series("purchases", [d.purchases for d in days])]),
+        (
+            "New accounts per day",
+            [
+                Series("still free", [d.new_accounts - d.new_accounts_paid for d in days]),
+                Series("converted to paid", [d.new_accounts_paid for d in days]),
+            ],
+        ),
+    ]
+    charts = [(title, bar_chart(title=title, labels=labels, series=series)) for title, series in panels]
+    context = {
+        **admin.site.each_context(request),
+        "title": "Dashboard",
+        "overview": reports.overview(),
+        "charts": charts,
+        "period": reports.total_of(days, label=f"last {DASHBOARD_DAYS} days"),
+        "currency": currency,
+    }
+    return TemplateResponse(request, "backoffice/dashboard.html", context)

@@ -1,0 +1,73 @@
+"""The staff dashboard: headline numbers and charts drawn from data, with no CDN."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.conftest import charge_body
+from tests.factories import funded_account, paid_purchase, staff_user
+
+pytestmark = pytest.mark.django_db
+
+URL = "/admin/dashboard/"
+
+
+@pytest.fixture
+def staff() -> Client:
+    client = Client()
+    client.force_login(staff_user("support"))
+    return client
+
+
+def test_the_dashboard_shows_accounts_uses_conversion_and_revenue(staff, api, user):
+    account = funded_account(user)
+    funded_account({"oauth_provider": "oauth:google", "external_id": "idle@example.com"})
+    for i in range(2):
+        api.post("/v1/billing/charges", charge_body(user, f"k{i}"), format="json")
+    paid_purchase(account)
+
+    response = staff.get(URL)
+
+    assert response.status_code == 200
+    overview = response.context["overview"]
+    assert overview.accounts == 2
+    assert overview.paying_accounts == 1
+    assert overview.conversion_percent == 50.0
+    assert overview.active_users == {"today": 1, "7d": 1, "30d": 1}
+    assert overview.uses == {"today": 2, "7d": 2, "30d": 2}
+    assert overview.revenue_minor_30d == 500
+    body = response.content.decode()
+    assert body.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 4
+    assert "Uses per day" in body and "Revenue per day" in body
+    assert "free uses 2" in body  # today's bar tooltip, drawn from the data
+
+
+def test_the_dashboard_loads_nothing_from_other_hosts(staff):
+    body = staff.get(URL).content.decode()
+
+    assert '<script src="http' not in body
+    assert "cdn" not in body.lower()
+
+
+def test_the_dashboard_is_linked_from_the_admin_index(staff):
+    assert URL in staff.get("/admin/").content.decode()
+
+
+def test_the_dashboard_is_for_staff_only(client, db):
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("customer", password="pw")
+    client.login(username="customer", password="pw")
+
+    response = client.get(URL)
+
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_an_empty_service_draws_empty_charts(staff):
+    response = staff.get(URL)
+
+    assert response.status_code == 200
+    assert response.context["overview"].conversion_percent == 0.0
