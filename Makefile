@@ -3,14 +3,18 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
+# localstripe (the fake Stripe the tests pay through) lives in its own virtualenv.
+LOCALSTRIPE_VENV ?= .venv-localstripe
+LOCALSTRIPE_PORT ?= 8420
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/billing
 
-.PHONY: help venv chromium run test lint format migrate clean
+.PHONY: help venv chromium localstripe-venv localstripe run test lint format migrate clean
 
 help:
 	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
 	@echo "make test   - run the whole suite against PostgreSQL (DATABASE_URL, default $(DATABASE_URL_TEST))"
 	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make localstripe - a fake Stripe API on http://127.0.0.1:$(LOCALSTRIPE_PORT) (see README: Purchases)"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +29,17 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  echo "Installing chromium and chromium-driver for the browser test..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+$(LOCALSTRIPE_VENV)/.installed: requirements-localstripe.txt
+	@test -x $(LOCALSTRIPE_VENV)/bin/python || $(PYTHON) -m venv $(LOCALSTRIPE_VENV)
+	$(LOCALSTRIPE_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-localstripe.txt
+	@touch $@
+
+localstripe-venv: $(LOCALSTRIPE_VENV)/.installed
+
+# For trying purchases locally: run this, then `make run` with the STRIPE_* variables of the README.
+localstripe: localstripe-venv
+	$(LOCALSTRIPE_VENV)/bin/python scripts/localstripe_server.py --port $(LOCALSTRIPE_PORT)
 
 # The embedded default: SQLite in ./db.sqlite3, DEBUG on, console logs, loopback only.
 # .env (read by settings, git-ignored) makes the same setup apply to manage.py commands.
@@ -47,7 +62,8 @@ run: venv .env
 
 # pytest-django creates (and drops) the test database itself on the PostgreSQL server.
 test: export DATABASE_URL ?= $(DATABASE_URL_TEST)
-test: venv chromium
+# The Stripe tests start one localstripe (from $(LOCALSTRIPE_VENV)) on a free loopback port.
+test: venv chromium localstripe-venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -59,4 +75,4 @@ format: venv
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .venv-localstripe db.sqlite3 staticfiles
+	rm -rf $(VENV) $(LOCALSTRIPE_VENV) db.sqlite3 staticfiles

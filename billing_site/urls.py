@@ -10,6 +10,8 @@ from accounts import views as account_views
 from backoffice import views as backoffice_views
 from billing_site import views as site_views
 from charges import views as charge_views
+from purchases import views as purchase_views
+from webhooks import views as webhook_views
 
 
 class AnyCaseUUIDConverter:
@@ -37,11 +39,18 @@ api = [
         account_views.AccountTransactionsView.as_view(),
         name="accounts-transactions",
     ),
+    path("purchases", purchase_views.PurchaseCreateView.as_view(), name="purchases-create"),
+    path("purchases/<str:payment_id>", purchase_views.PurchaseDetailView.as_view(), name="purchases-detail"),
+    path("purchases/<str:payment_id>/status", purchase_views.PurchaseStatusView.as_view(), name="purchases-status"),
 ]
 
 urlpatterns = [
     path("v1/billing/", include(api)),
     path("health", site_views.health, name="health"),
+    # dj-stripe's webhook view behind ours (400 for events that match no purchase of ours);
+    # with and without the trailing slash, ahead of dj-stripe's own (slash-less) route.
+    path("stripe/webhook/<uuid:uuid>/", webhook_views.StripeWebhookView.as_view(), name="stripe-webhook"),
+    path("stripe/webhook/<uuid:uuid>", webhook_views.StripeWebhookView.as_view()),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="swagger-ui"),

@@ -20,6 +20,14 @@ class PurchaseStatus(models.TextChoices):
 
 
 class Purchase(models.Model):
+    """One credit pack bought through one Stripe PaymentIntent.
+
+    Written (status "created") before Stripe is called; the PaymentIntent id and client
+    secret are stored after. Credits arrive only through the `payment_intent.succeeded`
+    webhook (purchases.services.purchase_credit_from_intent), at most once: the ledger has
+    a unique constraint on one purchase-kind entry per purchase.
+    """
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="purchases")
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
@@ -32,6 +40,8 @@ class Purchase(models.Model):
     refunded_minor = models.BigIntegerField(default=0)
     status = models.CharField(max_length=32, choices=PurchaseStatus.choices, default=PurchaseStatus.CREATED)
     customer_email = models.CharField(max_length=254, blank=True, default="")
+    # The Stripe Customer that carries the buyer's email (receipts); one per account, reused.
+    stripe_customer_id = models.CharField(max_length=255, blank=True, default="")
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 (NULL = no key; unique when set)
     actor = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -77,3 +77,34 @@ def run_command(name: str, *args: str) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command(name, *args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
+
+
+# --- Stripe: one localstripe process per session (tests/localstripe.py) ----------------
+
+
+@pytest.fixture(scope="session")
+def localstripe_server(localstripe_url: str):  # noqa: F811 (the fixture from tests.stripe_fake)
+    """The session's localstripe (started by tests/stripe_fake.py), with a buyer's helpers."""
+    from tests.localstripe import LocalStripe
+
+    return LocalStripe(url=localstripe_url)
+
+
+@pytest.fixture
+def localstripe(localstripe_server, settings):
+    """Point our Stripe client and dj-stripe's (the library's global api_base) at localstripe."""
+    import stripe
+
+    settings.STRIPE_API_HOST = localstripe_server.url
+    previous = stripe.api_base
+    stripe.api_base = localstripe_server.url
+    yield localstripe_server
+    stripe.api_base = previous
+
+
+@pytest.fixture
+def webhook_endpoint(db: None):
+    """dj-stripe's endpoint row, made the way `manage.py setup_stripe_webhook` makes it."""
+    from webhooks.services import webhook_endpoint_setup
+
+    return webhook_endpoint_setup(base_url="http://testserver").endpoint

@@ -1,7 +1,9 @@
-"""A localstripe server for tests that talk to "Stripe" (session-scoped, loopback, ports 18200-18299).
+"""A localstripe server for tests that talk to "Stripe" (session-scoped, loopback, ports 18240-18299
+unless LOCALSTRIPE_PORTS="FIRST-LAST" says otherwise).
 
-localstripe runs from its own virtualenv (`.venv-localstripe`, made here on first use with
-localstripe from PyPI) so its aiohttp stays out of the app's environment.
+localstripe runs from its own virtualenv (`.venv-localstripe`, made by `make test` or here on
+first use from the pinned requirements-localstripe.txt) so its aiohttp stays out of the app's
+environment. One process serves the whole session (purchases' `localstripe` fixture too).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-localstripe"
 PYTHON = VENV / "bin" / "python"
-LOCALSTRIPE = "localstripe==1.15.10"
-PORTS = range(18240, 18300)
+REQUIREMENTS = ROOT / "requirements-localstripe.txt"
+_first, _last = os.environ.get("LOCALSTRIPE_PORTS", "18240-18299").split("-")
+PORTS = range(int(_first), int(_last) + 1)
 SECRET_KEY = "sk_test_" + "0123456789abcdefABCDEF" * 2
 
 
@@ -29,7 +33,8 @@ def ensure_venv() -> Path:
     if not marker.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run(
-            [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", LOCALSTRIPE], check=True
+            [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+            check=True,
         )
         marker.touch()
     return PYTHON
@@ -50,7 +55,7 @@ def wait_for(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"localstripe exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError("localstripe exited (its output is in the test's temporary log)")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -67,10 +72,12 @@ def localstripe_url() -> Iterator[str]:
     if not launcher.exists():
         launcher = ROOT / "tests" / "localstripe_server.py"
     port = free_port()
+    # A file, not a pipe: nobody reads the output, and a full pipe would block localstripe.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [str(python), str(launcher), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO")},
     )
     try:
@@ -79,6 +86,7 @@ def localstripe_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
 
 
 @pytest.fixture

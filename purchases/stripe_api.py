@@ -1,0 +1,106 @@
+"""The few Stripe API calls purchases make, behind one small seam.
+
+Every call here is network I/O: callers make them outside any transaction or row lock,
+with an idempotency key derived from a database id so a retry never makes a second object.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+from billing_site.errors import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+# A slow Stripe must not hold a worker for the library's default 80 s.
+STRIPE_TIMEOUT_SECONDS = 15
+STRIPE_NETWORK_RETRIES = 2
+NOT_CONFIGURED = (
+    "Purchases are unavailable: Stripe is not configured on this billing service "
+    "(set STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET)."
+)
+
+
+def stripe_configured() -> bool:
+    """All three keys are needed: without the webhook secret a payment could never credit."""
+    return bool(settings.STRIPE_SECRET_KEY and settings.STRIPE_PUBLISHABLE_KEY and settings.STRIPE_WEBHOOK_SECRET)
+
+
+def require_stripe() -> None:
+    if not stripe_configured():
+        raise ServiceUnavailable(NOT_CONFIGURED, retry_after=3600)
+
+
+@lru_cache(maxsize=4)
+def _client(api_key: str, api_host: str) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_host} if api_host else None,
+        max_network_retries=STRIPE_NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+    )
+
+
+def stripe_client() -> stripe.StripeClient:
+    # Read at call time: tests point STRIPE_API_HOST at a localstripe started after import.
+    return _client(settings.STRIPE_SECRET_KEY, getattr(settings, "STRIPE_API_HOST", "") or "")
+
+
+def _unavailable(exc: stripe.StripeError, what: str) -> ServiceUnavailable:
+    if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (exc.http_status or 500) >= 500:
+        logger.warning("stripe unavailable while %s: %s", what, exc)
+        return ServiceUnavailable("The payment provider is unavailable, retry shortly.", retry_after=30)
+    # Authentication, permission and request errors are ours (keys, parameters): an operator must look.
+    logger.error("stripe refused while %s: %s", what, exc, extra={"stripe_error": type(exc).__name__})
+    return ServiceUnavailable("The payment provider refused the request; the operator has been alerted.")
+
+
+def customer_create(*, email: str, account_id: str, idempotency_key: str) -> str:
+    """A Stripe Customer carrying the buyer's email (Stripe sends receipts to it)."""
+    try:
+        customer = stripe_client().v1.customers.create(
+            params={"email": email, "metadata": {"account_id": account_id}},
+            options={"idempotency_key": idempotency_key},
+        )
+    except stripe.StripeError as exc:
+        raise _unavailable(exc, "creating a customer") from exc
+    return customer.id
+
+
+def customer_update_email(*, customer_id: str, email: str) -> None:
+    try:
+        stripe_client().v1.customers.update(customer_id, params={"email": email})
+    except stripe.StripeError as exc:
+        raise _unavailable(exc, "updating a customer") from exc
+
+
+def payment_intent_create(
+    *,
+    amount_minor: int,
+    currency: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+    customer_id: str = "",
+) -> dict[str, Any]:
+    """Create a card PaymentIntent; returns its id, client_secret and status."""
+    params: dict[str, Any] = {
+        "amount": amount_minor,
+        "currency": currency.lower(),
+        "payment_method_types": ["card"],
+        "metadata": metadata,
+    }
+    if customer_id:
+        params["customer"] = customer_id
+    try:
+        intent = stripe_client().v1.payment_intents.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": idempotency_key},
+        )
+    except stripe.StripeError as exc:
+        raise _unavailable(exc, "creating a payment intent") from exc
+    return {"id": intent.id, "client_secret": intent.client_secret, "status": intent.status}

@@ -1,0 +1,77 @@
+"""POST /stripe/webhook/<uuid>/: dj-stripe's webhook view, with our answers for our refusals.
+
+dj-stripe checks the signature (400 when it fails), stores every delivery and runs the
+receivers in webhooks.handlers inside one transaction. This wrapper adds:
+- 400 for a body that is not a Stripe event object at all (dj-stripe would 500 on some);
+- 400 for a request carrying X-Djstripe-Webhook-Secret: with DEBUG on, dj-stripe would
+  verify the signature against that header's secret, so anyone could forge events;
+- 400 when a verified event matches no purchase of ours (PaymentEventRejected): nothing is
+  credited, the delivery is stored with the reason, an error is logged;
+- 409 when an event came before the one it depends on (a refund before its credit), and
+  500 for any other failure: everything is rolled back and Stripe delivers again later.
+  Never a 200 with nothing credited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from djstripe.views import ProcessWebhookView
+
+from billing_site.middleware import database_unavailable_response
+from purchases.services import PaymentEventNotReady, PaymentEventRejected
+
+logger = logging.getLogger(__name__)
+
+
+def _answer(status: int, detail: str, code: str) -> JsonResponse:
+    return JsonResponse({"detail": detail, "code": code}, status=status)
+
+
+def _is_event(body: bytes) -> bool:
+    try:
+        event: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("livemode"), bool)
+        and isinstance(event.get("data"), dict)
+    )
+
+
+class StripeWebhookView(ProcessWebhookView):
+    def post(self, request: HttpRequest, uuid: Any) -> HttpResponse:
+        if "x-djstripe-webhook-secret" in request.headers:
+            logger.error("stripe webhook with an X-Djstripe-Webhook-Secret header refused")
+            return _answer(400, "X-Djstripe-Webhook-Secret is not accepted.", "invalid_webhook")
+        if "stripe-signature" not in request.headers:
+            logger.error("stripe webhook without a Stripe-Signature header")
+            return _answer(400, "Missing Stripe-Signature header.", "invalid_signature")
+        if not _is_event(request.body):
+            logger.error("stripe webhook with a malformed body")
+            return _answer(400, "The body is not a Stripe event.", "malformed_event")
+        try:
+            response = super().post(request, uuid)
+        except Http404:
+            return _answer(404, "No such webhook endpoint.", "not_found")
+        except PaymentEventRejected as exc:
+            return _answer(400, f"Event refused: {exc}.", "event_rejected")
+        except PaymentEventNotReady as exc:
+            logger.warning("stripe event not ready: %s", exc)
+            return _answer(409, f"Not ready, retry later: {exc}.", "event_not_ready")
+        except (OperationalError, InterfaceError) as exc:
+            logger.error("database unavailable while processing a stripe webhook: %s", exc)
+            return database_unavailable_response()
+        except Exception:
+            logger.exception("stripe webhook processing failed; rolled back for Stripe to retry")
+            return _answer(500, "Processing failed; nothing was applied. Stripe will retry.", "webhook_failed")
+        if response.status_code == 400:
+            return _answer(400, "Invalid signature or event.", "invalid_signature")
+        return response
