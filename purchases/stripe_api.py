@@ -37,18 +37,18 @@ def require_stripe() -> None:
 
 
 @lru_cache(maxsize=4)
-def _client(api_key: str, api_host: str) -> stripe.StripeClient:
+def _client(api_key: str, api_host: str, retries: int) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_host} if api_host else None,
-        max_network_retries=STRIPE_NETWORK_RETRIES,
+        max_network_retries=retries,
         http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
     )
 
 
 def stripe_client() -> stripe.StripeClient:
     # Read at call time: tests point STRIPE_API_HOST at a localstripe started after import.
-    return _client(settings.STRIPE_SECRET_KEY, getattr(settings, "STRIPE_API_HOST", "") or "")
+    return _client(settings.STRIPE_SECRET_KEY, getattr(settings, "STRIPE_API_HOST", "") or "", STRIPE_NETWORK_RETRIES)
 
 
 def _unavailable(exc: stripe.StripeError, what: str) -> ServiceUnavailable:

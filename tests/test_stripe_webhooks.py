@@ -1,0 +1,539 @@
+"""POST /stripe/webhook/<uuid>/: signed Stripe events credit purchases exactly once.
+
+Payments are made on localstripe; the events are built from its objects and signed here
+the way Stripe signs them (localstripe cannot send charge.refunded, and these tests need
+to forge, replay and tamper with deliveries).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+from django.conf import settings
+from djstripe.models import Event, WebhookEventTrigger
+
+from accounts.models import Account
+from ledger.models import EntryKind, LedgerEntry
+from purchases.models import Purchase, PurchaseStatus
+from tests.conftest import charge_body
+from tests.localstripe import CARD_DECLINED, encode, make_event, sign
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def deliver(client, webhook_endpoint):
+    """Post an event to our webhook as Stripe would (signed with the endpoint's secret)."""
+
+    def post(event, *, secret=None, timestamp=None, body=None, signature=None, **headers):
+        payload = body if body is not None else encode(event)
+        signature = signature or sign(payload, secret=secret or settings.STRIPE_WEBHOOK_SECRET, timestamp=timestamp)
+        return client.post(
+            f"/stripe/webhook/{webhook_endpoint.djstripe_uuid}/",
+            payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=signature,
+            **headers,
+        )
+
+    return post
+
+
+@pytest.fixture
+def buy(api, localstripe):
+    """Start a purchase through our API; returns its PaymentIntent id."""
+
+    def purchase(user, **extra):
+        response = api.post("/v1/billing/purchases", {**user, **extra}, format="json")
+        assert response.status_code == 201, response.content
+        return response.json()["payment_id"]
+
+    return purchase
+
+
+@pytest.fixture
+def paid(buy, localstripe):
+    """A purchase paid on localstripe; returns the succeeded PaymentIntent as Stripe sends it."""
+
+    def pay(user, **extra):
+        payment_id = buy(user, **extra)
+        localstripe.pay(payment_id)
+        intent = localstripe.get(f"/v1/payment_intents/{payment_id}")
+        assert intent["status"] == "succeeded"
+        return intent
+
+    return pay
+
+
+def account_of(user) -> Account:
+    return Account.objects.get(external_id=user["external_id"])
+
+
+def purchase_credits(user) -> list[LedgerEntry]:
+    return list(LedgerEntry.objects.filter(account__external_id=user["external_id"], kind=EntryKind.PURCHASE))
+
+
+def test_payment_intent_succeeded_credits_the_pack(deliver, paid, user):
+    intent = paid(user)
+    event = make_event("payment_intent.succeeded", intent)
+
+    response = deliver(event)
+
+    assert response.status_code == 200, response.content
+    account = account_of(user)
+    assert account.balance_minor == 2000
+    assert account.plan_name == "pro"
+    [entry] = purchase_credits(user)
+    purchase = Purchase.objects.get(stripe_payment_intent_id=intent["id"])
+    assert entry.balance_delta_minor == 2000
+    assert entry.balance_after_minor == 2000
+    assert entry.purchase_id == purchase.pk
+    assert entry.actor == f"stripe:{event['id']}"
+    assert entry.details["stripe_event"] == event["id"]
+    assert entry.details["payment_intent"] == intent["id"]
+    assert purchase.status == PurchaseStatus.SUCCEEDED
+    assert purchase.credited_at is not None
+    assert Event.objects.filter(id=event["id"]).exists(), "dj-stripe stores the event"
+
+
+def test_the_status_endpoint_and_credit_check_show_the_purchase(api, deliver, paid, user):
+    intent = paid(user)
+    deliver(make_event("payment_intent.succeeded", intent))
+
+    status = api.get(f"/v1/billing/purchases/{intent['id']}/status").json()
+    check = api.post("/v1/billing/credits/check", user, format="json").json()
+
+    assert status["status"] == "succeeded"
+    assert status["succeeded"] is True
+    assert status["credits_added"] == 20
+    assert status["balance_after"] == 20
+    assert check["has_credit"] is True
+    assert check["plan_name"] == "pro"
+    assert check["credits_remaining"] == 20
+
+
+def test_after_the_free_uses_charges_draw_from_the_paid_balance(api, deliver, paid, user):
+    for i in range(3):
+        assert api.post("/v1/billing/charges", charge_body(user, f"free-{i}"), format="json").status_code == 201
+    assert api.post("/v1/billing/charges", charge_body(user, "no-credit"), format="json").status_code == 402
+    deliver(make_event("payment_intent.succeeded", paid(user)))
+
+    response = api.post("/v1/billing/charges", charge_body(user, "paid-1"), format="json")
+
+    assert response.status_code == 201
+    assert response.json()["balance_after"] == 1900
+    assert response.json()["paid_with_free_use"] is False
+
+
+def test_the_same_event_ten_times_in_sequence_credits_once(deliver, paid, user):
+    event = make_event("payment_intent.succeeded", paid(user))
+
+    statuses = [deliver(event).status_code for _ in range(10)]
+
+    assert statuses == [200] * 10
+    assert len(purchase_credits(user)) == 1
+    assert account_of(user).balance_minor == 2000
+    assert WebhookEventTrigger.objects.filter(body__contains=event["id"]).count() == 10, "every delivery is stored"
+
+
+def test_two_different_events_for_one_payment_intent_credit_once(deliver, paid, user):
+    intent = paid(user)
+
+    first = deliver(make_event("payment_intent.succeeded", intent))
+    second = deliver(make_event("payment_intent.succeeded", intent))
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert len(purchase_credits(user)) == 1
+    assert account_of(user).balance_minor == 2000
+
+
+def test_two_purchases_credit_twice(deliver, paid, user):
+    deliver(make_event("payment_intent.succeeded", paid(user)))
+    deliver(make_event("payment_intent.succeeded", paid(user)))
+
+    assert account_of(user).balance_minor == 4000
+    assert len(purchase_credits(user)) == 2
+
+
+# --- Bad input: 400 and nothing credited ------------------------------------------------
+
+
+def assert_nothing_credited(user):
+    assert purchase_credits(user) == []
+    assert account_of(user).balance_minor == 0
+
+
+def test_a_forged_signature_is_400(deliver, paid, user):
+    response = deliver(make_event("payment_intent.succeeded", paid(user)), secret="whsec_attacker")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_signature"
+    assert_nothing_credited(user)
+    assert WebhookEventTrigger.objects.get().valid is False, "the forged delivery is stored, marked invalid"
+
+
+def test_a_missing_signature_is_400(client, webhook_endpoint, paid, user):
+    event = make_event("payment_intent.succeeded", paid(user))
+
+    response = client.post(
+        f"/stripe/webhook/{webhook_endpoint.djstripe_uuid}/", encode(event), content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_signature"
+    assert_nothing_credited(user)
+
+
+def test_a_stale_timestamp_is_400(deliver, paid, user):
+    response = deliver(make_event("payment_intent.succeeded", paid(user)), timestamp=int(time.time()) - 3600)
+
+    assert response.status_code == 400
+    assert_nothing_credited(user)
+
+
+def test_a_tampered_body_is_400(deliver, paid, user):
+    event = make_event("payment_intent.succeeded", paid(user))
+    signature = sign(encode(event), secret=settings.STRIPE_WEBHOOK_SECRET)
+    event["data"]["object"]["amount"] = 1
+
+    response = deliver(event, signature=signature)
+
+    assert response.status_code == 400
+    assert_nothing_credited(user)
+
+
+def test_the_debug_secret_header_is_refused(deliver, paid, user, settings):
+    settings.DEBUG = True
+    event = make_event("payment_intent.succeeded", paid(user))
+
+    response = deliver(event, secret="whsec_attacker", HTTP_X_DJSTRIPE_WEBHOOK_SECRET="whsec_attacker")
+
+    assert response.status_code == 400
+    assert_nothing_credited(user)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", b"42", b'"a string"', b"{}", b'{"id": "evt_1"}', b'{"id": 5, "type": "x"}', b"\xff\xfe"],
+    ids=["not json", "a list", "a number", "a string", "empty", "no type", "id not a string", "not utf-8"],
+)
+def test_a_malformed_body_is_400(deliver, body):
+    response = deliver(None, body=body)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_event"
+    assert not LedgerEntry.objects.filter(kind=EntryKind.PURCHASE).exists()
+
+
+def test_a_signed_event_without_an_object_is_400(deliver):
+    event = make_event("payment_intent.succeeded", {})
+    event["data"] = {"object": "pi_123"}
+
+    assert deliver(event).status_code == 400
+
+
+def test_an_unknown_webhook_endpoint_is_404(client):
+    body = encode(make_event("payment_intent.succeeded", {}))
+
+    response = client.post(
+        "/stripe/webhook/00000000-0000-0000-0000-000000000000/",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(body, secret=settings.STRIPE_WEBHOOK_SECRET),
+    )
+
+    assert response.status_code == 404
+
+
+def test_an_unknown_payment_intent_is_400_and_logged_as_an_error(deliver, paid, user, caplog):
+    intent = {**paid(user), "id": "pi_notours000000"}
+
+    with caplog.at_level(logging.ERROR):
+        response = deliver(make_event("payment_intent.succeeded", intent))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "event_rejected"
+    assert "unknown payment intent" in caplog.text
+    assert_nothing_credited(user)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"amount": 1}, {"amount": 50000}, {"currency": "eur"}, {"currency": None}, {"amount_received": 1}],
+    ids=["less", "more", "other currency", "no currency", "received less"],
+)
+def test_an_amount_or_currency_mismatch_is_400_and_logged(deliver, paid, user, caplog, change):
+    intent = {**paid(user), **change}
+
+    with caplog.at_level(logging.ERROR):
+        response = deliver(make_event("payment_intent.succeeded", intent))
+
+    assert response.status_code == 400
+    assert "amount or currency differs" in caplog.text
+    assert_nothing_credited(user)
+    assert Purchase.objects.get(stripe_payment_intent_id=intent["id"]).status != PurchaseStatus.SUCCEEDED
+
+
+def test_an_event_for_another_accounts_purchase_is_400(deliver, paid, buy, user, caplog):
+    victim = {**user, "external_id": "victim-" + user["external_id"]}
+    victim_purchase = Purchase.objects.get(stripe_payment_intent_id=buy(victim))
+    intent = paid(user)
+    # The intent paid by `user`, relabelled as the victim's purchase.
+    intent["metadata"] = {"purchase_id": str(victim_purchase.pk), "account_id": str(victim_purchase.account_id)}
+
+    with caplog.at_level(logging.ERROR):
+        response = deliver(make_event("payment_intent.succeeded", intent))
+
+    assert response.status_code == 400
+    assert "another purchase or account" in caplog.text
+    assert not LedgerEntry.objects.filter(kind=EntryKind.PURCHASE).exists()
+
+
+def test_an_intent_without_our_metadata_is_400(deliver, paid, user):
+    intent = {**paid(user), "metadata": {}}
+
+    assert deliver(make_event("payment_intent.succeeded", intent)).status_code == 400
+    assert_nothing_credited(user)
+
+
+def test_a_succeeded_event_whose_intent_is_not_succeeded_is_400(deliver, buy, localstripe, user):
+    intent = localstripe.get(f"/v1/payment_intents/{buy(user)}")
+
+    assert deliver(make_event("payment_intent.succeeded", intent)).status_code == 400
+    assert_nothing_credited(user)
+
+
+def test_a_rejected_event_is_stored_with_the_reason(deliver, paid, user):
+    deliver(make_event("payment_intent.succeeded", {**paid(user), "amount": 1}))
+
+    trigger = WebhookEventTrigger.objects.get()
+    assert trigger.valid is True
+    assert trigger.processed is False
+    assert "amount or currency differs" in trigger.exception
+
+
+# --- Failures roll back and ask Stripe to retry -------------------------------------------
+
+
+def test_a_failure_while_crediting_rolls_back_and_answers_500_then_the_retry_credits(deliver, paid, user, monkeypatch):
+    event = make_event("payment_intent.succeeded", paid(user))
+
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("purchases.services.ledger_post", broken)
+    response = deliver(event)
+
+    assert response.status_code == 500
+    assert response.json()["code"] == "webhook_failed"
+    assert_nothing_credited(user)
+    assert Purchase.objects.get(stripe_payment_intent_id=event["data"]["object"]["id"]).credited_at is None
+    assert not Event.objects.filter(id=event["id"]).exists(), "rolled back, so Stripe's retry is processed"
+    assert "disk full" in WebhookEventTrigger.objects.get().exception
+
+    monkeypatch.undo()
+    retry = deliver(event)
+
+    assert retry.status_code == 200
+    assert account_of(user).balance_minor == 2000
+
+
+def test_a_failure_after_the_ledger_entry_rolls_the_entry_back_too(deliver, paid, user, monkeypatch):
+    event = make_event("payment_intent.succeeded", paid(user))
+
+    def broken_save(self, *args, **kwargs):
+        raise RuntimeError("lost connection")
+
+    monkeypatch.setattr(Purchase, "save", broken_save)
+    response = deliver(event)
+
+    assert response.status_code == 500
+    assert_nothing_credited(user)
+
+
+# --- Failed and canceled payments ---------------------------------------------------------
+
+
+def test_a_declined_payment_marks_the_purchase_failed(deliver, buy, localstripe, user):
+    payment_id = buy(user)
+    with pytest.raises(Exception):  # noqa: B017 (localstripe answers the decline as a card error)
+        localstripe.pay(payment_id, card=CARD_DECLINED)
+    [failed] = [
+        e for e in localstripe.events(type="payment_intent.payment_failed") if e["data"]["object"]["id"] == payment_id
+    ]
+
+    response = deliver(make_event("payment_intent.payment_failed", failed["data"]["object"]))
+
+    assert response.status_code == 200
+    assert Purchase.objects.get(stripe_payment_intent_id=payment_id).status == PurchaseStatus.FAILED
+    assert_nothing_credited(user)
+
+
+def test_a_canceled_payment_marks_the_purchase_canceled(deliver, buy, localstripe, user):
+    payment_id = buy(user)
+    intent = localstripe.client.v1.payment_intents.cancel(payment_id).to_dict()
+
+    response = deliver(make_event("payment_intent.canceled", intent))
+
+    assert response.status_code == 200
+    assert Purchase.objects.get(stripe_payment_intent_id=payment_id).status == PurchaseStatus.CANCELED
+
+
+def test_a_late_failure_never_undoes_a_success(deliver, paid, user):
+    intent = paid(user)
+    deliver(make_event("payment_intent.succeeded", intent))
+
+    response = deliver(make_event("payment_intent.payment_failed", {**intent, "status": "requires_payment_method"}))
+
+    assert response.status_code == 200
+    assert Purchase.objects.get(stripe_payment_intent_id=intent["id"]).status == PurchaseStatus.SUCCEEDED
+    assert account_of(user).balance_minor == 2000
+
+
+def test_a_failure_event_for_an_unknown_intent_is_400(deliver, paid, user):
+    intent = {**paid(user), "id": "pi_notours000000"}
+
+    assert deliver(make_event("payment_intent.payment_failed", intent)).status_code == 400
+
+
+def test_events_we_do_not_handle_are_stored_and_answered_200(deliver, localstripe):
+    customer = localstripe.client.v1.customers.create(params={"email": "x@example.com"}).to_dict()
+    event = make_event("customer.created", customer)
+
+    assert deliver(event).status_code == 200
+    assert Event.objects.filter(id=event["id"]).exists()
+
+
+# --- Refunds ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def credited(deliver, paid):
+    """A purchase paid and credited; returns its PaymentIntent id."""
+
+    def make(user):
+        intent = paid(user)
+        assert deliver(make_event("payment_intent.succeeded", intent)).status_code == 200
+        return intent["id"]
+
+    return make
+
+
+@pytest.fixture
+def refund(localstripe):
+    """Refund on localstripe; returns the charge as charge.refunded carries it."""
+
+    def make(payment_id, amount=None):
+        params = {"payment_intent": payment_id}
+        if amount is not None:
+            params["amount"] = amount
+        localstripe.client.v1.refunds.create(params=params)
+        latest = localstripe.get(f"/v1/payment_intents/{payment_id}")["latest_charge"]
+        charge_id = latest["id"] if isinstance(latest, dict) else latest
+        return localstripe.get(f"/v1/charges/{charge_id}")
+
+    return make
+
+
+def refunds_of(user) -> list[LedgerEntry]:
+    return list(
+        LedgerEntry.objects.filter(account__external_id=user["external_id"], kind=EntryKind.REFUND).order_by("id")
+    )
+
+
+def test_a_full_refund_takes_the_uses_back(deliver, credited, refund, user):
+    payment_id = credited(user)
+    event = make_event("charge.refunded", refund(payment_id))
+
+    response = deliver(event)
+
+    assert response.status_code == 200, response.content
+    assert account_of(user).balance_minor == 0
+    [entry] = refunds_of(user)
+    assert entry.balance_delta_minor == -2000
+    assert entry.actor == f"stripe:{event['id']}"
+    assert entry.details["shortfall_minor"] == 0
+    purchase = Purchase.objects.get(stripe_payment_intent_id=payment_id)
+    assert purchase.status == PurchaseStatus.REFUNDED
+    assert purchase.refunded_minor == 500
+
+
+def test_partial_refunds_take_back_their_share_each_once(deliver, credited, refund, user):
+    payment_id = credited(user)
+    first = make_event("charge.refunded", refund(payment_id, amount=125))
+    second = make_event("charge.refunded", refund(payment_id, amount=125))
+
+    for event in (first, first, second, second, first):
+        assert deliver(event).status_code == 200
+
+    assert [e.balance_delta_minor for e in refunds_of(user)] == [-500, -500]
+    assert account_of(user).balance_minor == 1000
+    purchase = Purchase.objects.get(stripe_payment_intent_id=payment_id)
+    assert (purchase.status, purchase.refunded_minor) == (PurchaseStatus.PARTIALLY_REFUNDED, 250)
+
+
+def test_a_second_event_for_the_same_refund_takes_nothing(deliver, credited, refund, user):
+    charge = refund(credited(user), amount=250)
+
+    deliver(make_event("charge.refunded", charge))
+    deliver(make_event("charge.refunded", charge))
+
+    assert len(refunds_of(user)) == 1
+    assert account_of(user).balance_minor == 1000
+
+
+def test_a_refund_of_spent_credit_stops_at_zero_and_records_the_shortfall(api, deliver, credited, refund, user):
+    payment_id = credited(user)
+    for i in range(3 + 15):  # three free uses, then 15 paid uses: 500 of 2000 left
+        assert api.post("/v1/billing/charges", charge_body(user, f"k{i}"), format="json").status_code == 201
+    assert account_of(user).balance_minor == 500
+
+    assert deliver(make_event("charge.refunded", refund(payment_id))).status_code == 200
+
+    assert account_of(user).balance_minor == 0
+    [entry] = refunds_of(user)
+    assert entry.balance_delta_minor == -500
+    assert entry.details["credit_reversed_minor"] == 2000
+    assert entry.details["shortfall_minor"] == 1500
+
+
+def test_a_refund_before_the_credit_asks_stripe_to_retry(deliver, paid, refund, user):
+    payment_id = paid(user)["id"]
+
+    response = deliver(make_event("charge.refunded", refund(payment_id)))
+
+    assert response.status_code == 409
+    assert refunds_of(user) == []
+    assert Purchase.objects.get(stripe_payment_intent_id=payment_id).refunded_minor == 0
+
+
+def test_a_refund_for_an_unknown_payment_intent_is_400(deliver, credited, refund, user):
+    charge = {**refund(credited(user)), "payment_intent": "pi_notours000000"}
+
+    assert deliver(make_event("charge.refunded", charge)).status_code == 400
+    assert refunds_of(user) == []
+
+
+@pytest.mark.parametrize(
+    "change", [{"amount_refunded": 501}, {"amount_refunded": -1}, {"amount_refunded": "500"}, {"amount": 400}]
+)
+def test_a_refund_with_impossible_amounts_is_400(deliver, credited, refund, user, change):
+    charge = {**refund(credited(user)), **change}
+
+    assert deliver(make_event("charge.refunded", charge)).status_code == 400
+    assert account_of(user).balance_minor == 2000
+
+
+def test_the_ledger_still_sums_to_the_balance(api, deliver, credited, refund, user):
+    payment_id = credited(user)
+    api.post("/v1/billing/charges", charge_body(user, "k"), format="json")
+    deliver(make_event("charge.refunded", refund(payment_id, amount=100)))
+
+    account = account_of(user)
+    entries = LedgerEntry.objects.filter(account=account)
+    assert sum(e.balance_delta_minor for e in entries) == account.balance_minor
+    assert sum(e.free_uses_delta for e in entries) == account.free_uses_remaining
+    assert json.loads(json.dumps([e.details for e in entries]))  # details are plain JSON
