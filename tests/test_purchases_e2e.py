@@ -1,0 +1,178 @@
+"""End to end over HTTP: our live server, a real localstripe, webhooks delivered by localstripe.
+
+A buyer's whole path: the agent starts a purchase through our API, the browser pays on
+(local) Stripe, Stripe signs and delivers `payment_intent.succeeded` to our webhook, and
+the credit shows in the status endpoint, the ledger and the next credit check. Then the
+delivered event is replayed concurrently, over real connections, and still credits once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from django.conf import settings
+
+from accounts.models import Account
+from ledger.models import EntryKind, LedgerEntry
+from purchases.models import Purchase, PurchaseStatus
+from tests.factories import create_api_key
+from tests.localstripe import CARD_DECLINED, encode, make_event, sign
+from webhooks.services import webhook_endpoint_setup
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+WEBHOOK_NAME = "ciris-e2e"
+
+
+@pytest.fixture
+def stripe_webhook(live_server, localstripe):
+    """Our endpoint (as `setup_stripe_webhook` makes it), registered at localstripe."""
+    endpoint = webhook_endpoint_setup(base_url=live_server.url).endpoint
+    localstripe.register_webhook(name=WEBHOOK_NAME, url=endpoint.url, secret=settings.STRIPE_WEBHOOK_SECRET)
+    yield endpoint
+    # Registrations outlive the test: point this one at a closed port so later payments
+    # are not delivered to a server whose database has been flushed.
+    localstripe.register_webhook(name=WEBHOOK_NAME, url="http://127.0.0.1:9/", secret="whsec_unused")
+
+
+@pytest.fixture
+def http(live_server) -> Iterator[Callable[..., requests.Response]]:
+    """The agent's HTTP client, with a read+write key."""
+    session = requests.Session()
+    session.headers["X-API-Key"] = create_api_key(permissions="read,write")
+    # No keep-alive: a server thread kept open would hold its database connection past the
+    # test, and the test database could not be flushed or dropped.
+    session.headers["Connection"] = "close"
+
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
+        return session.request(method, live_server.url + path, json=body, timeout=30)
+
+    yield call
+    session.close()
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the webhook")
+
+
+def charge(http, user, key):
+    body = {**user, "amount_minor": 100, "currency": "USD", "idempotency_key": key}
+    return http("POST", "/v1/billing/charges", body)
+
+
+def test_a_user_who_used_the_free_tries_buys_a_pack_and_keeps_going(http, user, localstripe, stripe_webhook):
+    for i in range(3):
+        assert charge(http, user, f"free-{i}").status_code == 201
+    check = http("POST", "/v1/billing/credits/check", user).json()
+    assert (check["has_credit"], check["purchase_required"], check["purchase_price_minor"]) == (False, True, 500)
+
+    created = http("POST", "/v1/billing/purchases", {**user, "customer_email": "buyer@example.com"})
+    assert created.status_code == 201, created.text
+    payment_id = created.json()["payment_id"]
+    assert created.json()["status"] == "requires_payment_method"
+
+    assert localstripe.pay(payment_id).status == "succeeded"
+    status = wait_for(
+        lambda: (r := http("GET", f"/v1/billing/purchases/{payment_id}/status").json())["succeeded"] and r
+    )
+
+    assert status["status"] == "succeeded"
+    assert status["credits_added"] == 20
+    assert status["balance_after"] == 20
+    check = http("POST", "/v1/billing/credits/check", user).json()
+    assert (check["has_credit"], check["plan_name"], check["credits_remaining"]) == (True, "pro", 20)
+    [delivered] = [
+        e for e in localstripe.events(type="payment_intent.succeeded") if e["data"]["object"]["id"] == payment_id
+    ]
+    [entry] = LedgerEntry.objects.filter(kind=EntryKind.PURCHASE, purchase__stripe_payment_intent_id=payment_id)
+    assert entry.actor == f"stripe:{delivered['id']}"
+    assert entry.balance_delta_minor == 2000
+
+    paid = charge(http, user, "paid-1")
+    assert paid.status_code == 201
+    assert paid.json()["balance_after"] == 1900
+
+
+def test_a_declined_card_credits_nothing_and_the_status_says_failed(http, user, localstripe, stripe_webhook):
+    payment_id = http("POST", "/v1/billing/purchases", user).json()["payment_id"]
+
+    with pytest.raises(Exception):  # noqa: B017 (the decline reaches the browser as a card error)
+        localstripe.pay(payment_id, card=CARD_DECLINED)
+    status = wait_for(
+        lambda: (r := http("GET", f"/v1/billing/purchases/{payment_id}").json())["status"] == "failed" and r
+    )
+
+    assert status["succeeded"] is False
+    assert status["credits_added"] == 0
+    assert status["balance_after"] is None
+    assert Account.objects.get(external_id=user["external_id"]).balance_minor == 0
+
+
+def post_concurrently(url: str, bodies: list[bytes]) -> list[int]:
+    """Post each body from its own thread (own connection), all released at once."""
+    barrier = threading.Barrier(len(bodies))
+    statuses: list[int] = [0] * len(bodies)
+
+    def deliver(i: int, body: bytes) -> None:
+        signature = sign(body, secret=settings.STRIPE_WEBHOOK_SECRET)
+        barrier.wait()
+        headers = {"Content-Type": "application/json", "Stripe-Signature": signature, "Connection": "close"}
+        response = requests.post(url, data=body, headers=headers, timeout=60)
+        statuses[i] = response.status_code
+
+    threads = [threading.Thread(target=deliver, args=(i, body)) for i, body in enumerate(bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+@pytest.mark.concurrency
+def test_a_delivered_event_replayed_ten_times_concurrently_credits_once(http, user, localstripe, stripe_webhook):
+    payment_id = http("POST", "/v1/billing/purchases", user).json()["payment_id"]
+    localstripe.pay(payment_id)
+    wait_for(lambda: Purchase.objects.filter(stripe_payment_intent_id=payment_id, credited_at__isnull=False).exists())
+    [delivered] = [
+        e for e in localstripe.events(type="payment_intent.succeeded") if e["data"]["object"]["id"] == payment_id
+    ]
+
+    statuses = post_concurrently(stripe_webhook.url, [encode(delivered)] * 10)
+
+    assert statuses == [200] * 10
+    assert (
+        LedgerEntry.objects.filter(kind=EntryKind.PURCHASE, purchase__stripe_payment_intent_id=payment_id).count() == 1
+    )
+    assert Account.objects.get(external_id=user["external_id"]).balance_minor == 2000
+
+
+@pytest.mark.concurrency
+def test_one_new_event_delivered_ten_times_and_another_for_the_same_intent_credit_once(
+    http, user, localstripe, stripe_webhook
+):
+    # No webhook registered at localstripe while paying: these deliveries are the first.
+    localstripe.register_webhook(name=WEBHOOK_NAME, url="http://127.0.0.1:9/", secret="whsec_unused")
+    payment_id = http("POST", "/v1/billing/purchases", user).json()["payment_id"]
+    localstripe.pay(payment_id)
+    intent = localstripe.get(f"/v1/payment_intents/{payment_id}")
+    event = make_event("payment_intent.succeeded", intent)
+    other = make_event("payment_intent.succeeded", intent)
+
+    statuses = post_concurrently(stripe_webhook.url, [encode(event)] * 10 + [encode(other)] * 2)
+
+    assert statuses == [200] * 12
+    entries = LedgerEntry.objects.filter(kind=EntryKind.PURCHASE, purchase__stripe_payment_intent_id=payment_id)
+    assert entries.count() == 1
+    assert Account.objects.get(external_id=user["external_id"]).balance_minor == 2000
+    assert Purchase.objects.get(stripe_payment_intent_id=payment_id).status == PurchaseStatus.SUCCEEDED
