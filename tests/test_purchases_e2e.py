@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,24 +36,23 @@ def stripe_webhook(live_server, localstripe):
     localstripe.register_webhook(name=WEBHOOK_NAME, url=endpoint.url, secret=settings.STRIPE_WEBHOOK_SECRET)
     yield endpoint
     # Registrations outlive the test: point this one at a closed port so later payments
-    # are not delivered to a server whose database has been flushed.
+    # are not delivered to a server whose database is being flushed, then let a delivery
+    # already under way finish (its transaction would block the flush).
     localstripe.register_webhook(name=WEBHOOK_NAME, url="http://127.0.0.1:9/", secret="whsec_unused")
+    time.sleep(0.5)
 
 
 @pytest.fixture
-def http(live_server) -> Iterator[Callable[..., requests.Response]]:
+def http(live_server) -> Callable[..., requests.Response]:
     """The agent's HTTP client, with a read+write key."""
-    session = requests.Session()
-    session.headers["X-API-Key"] = create_api_key(permissions="read,write")
-    # No keep-alive: a server thread kept open would hold its database connection past the
-    # test, and the test database could not be flushed or dropped.
-    session.headers["Connection"] = "close"
+    headers = {"X-API-Key": create_api_key(permissions="read,write")}
 
+    # A connection per request (no requests.Session): a kept-alive server thread would hold
+    # its database connection past the test, and the test database could not be dropped.
     def call(method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
-        return session.request(method, live_server.url + path, json=body, timeout=30)
+        return requests.request(method, live_server.url + path, json=body, headers=headers, timeout=30)
 
-    yield call
-    session.close()
+    return call
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 15.0) -> Any:
@@ -127,7 +126,7 @@ def post_concurrently(url: str, bodies: list[bytes]) -> list[int]:
     def deliver(i: int, body: bytes) -> None:
         signature = sign(body, secret=settings.STRIPE_WEBHOOK_SECRET)
         barrier.wait()
-        headers = {"Content-Type": "application/json", "Stripe-Signature": signature, "Connection": "close"}
+        headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
         response = requests.post(url, data=body, headers=headers, timeout=60)
         statuses[i] = response.status_code
 
