@@ -100,20 +100,18 @@ class PurchaseCreateView(APIView):
         return Response(PurchaseOut(purchase).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+STATUS_SCHEMA = {
+    "summary": "Has this payment succeeded, and were the credits added?",
+    "description": "Poll after the frontend confirmed the payment. credits_added and balance_after are in uses.",
+    "responses": {200: PurchaseStatusOut, 404: error("No such purchase (or another tenant's)."), **COMMON_ERRORS},
+    "examples": [OpenApiExample("Succeeded", response_only=True, value=STATUS_EXAMPLE)],
+}
+
+
 class PurchaseDetailView(APIView):
     required_scope = Scope.READ
 
-    @extend_schema(
-        operation_id="purchases_retrieve",
-        summary="Has this payment succeeded, and were the credits added?",
-        description="Poll after the frontend confirmed the payment. credits_added and balance_after are in uses.",
-        responses={
-            200: PurchaseStatusOut,
-            404: error("No such purchase (or another tenant's)."),
-            **COMMON_ERRORS,
-        },
-        examples=[OpenApiExample("Succeeded", response_only=True, value=STATUS_EXAMPLE)],
-    )
+    @extend_schema(operation_id="purchases_retrieve", **STATUS_SCHEMA)
     def get(self, request: Request, payment_id: str) -> Response:
         purchase = purchase_for_payment(payment_id=payment_id, tenant_id=request.auth.tenant_id)
         return Response(PurchaseStatusOut(purchase).data)
@@ -122,6 +120,6 @@ class PurchaseDetailView(APIView):
 class PurchaseStatusView(PurchaseDetailView):
     """The same answer at the guide's /status path."""
 
-    @extend_schema(operation_id="purchases_status", summary="Payment status (alias of the purchase itself)")
+    @extend_schema(operation_id="purchases_status", **STATUS_SCHEMA)
     def get(self, request: Request, payment_id: str) -> Response:
         return super().get(request, payment_id)
