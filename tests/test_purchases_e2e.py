@@ -175,3 +175,31 @@ def test_one_new_event_delivered_ten_times_and_another_for_the_same_intent_credi
     assert entries.count() == 1
     assert Account.objects.get(external_id=user["external_id"]).balance_minor == 2000
     assert Purchase.objects.get(stripe_payment_intent_id=payment_id).status == PurchaseStatus.SUCCEEDED
+
+
+@pytest.mark.concurrency
+def test_concurrent_retries_of_one_purchase_make_one_purchase(live_server, user, localstripe):
+    key = create_api_key(permissions="read,write")
+    barrier = threading.Barrier(8)
+    answers: list[requests.Response] = []
+
+    def buy() -> None:
+        barrier.wait()
+        answers.append(
+            requests.post(
+                f"{live_server.url}/v1/billing/purchases",
+                json={**user, "idempotency_key": "checkout-1"},
+                headers={"X-API-Key": key},
+                timeout=60,
+            )
+        )
+
+    threads = [threading.Thread(target=buy) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(r.status_code for r in answers) == [200] * 7 + [201]
+    purchase = Purchase.objects.get(account__external_id=user["external_id"])
+    assert {r.json()["payment_id"] for r in answers} == {purchase.stripe_payment_intent_id}
