@@ -537,3 +537,17 @@ def test_the_ledger_still_sums_to_the_balance(api, deliver, credited, refund, us
     assert sum(e.balance_delta_minor for e in entries) == account.balance_minor
     assert sum(e.free_uses_delta for e in entries) == account.free_uses_remaining
     assert json.loads(json.dumps([e.details for e in entries]))  # details are plain JSON
+
+
+def test_reconcile_finds_nothing_wrong_after_purchases_charges_and_refunds(api, deliver, credited, refund, user):
+    from backoffice.reconcile import reconcile
+
+    first = credited(user)
+    credited(user)
+    for i in range(5):
+        api.post("/v1/billing/charges", charge_body(user, f"k{i}"), format="json")
+    assert deliver(make_event("charge.refunded", refund(first, amount=100))).status_code == 200
+    assert deliver(make_event("charge.refunded", refund(first, amount=400))).status_code == 200
+
+    assert account_of(user).balance_minor == 2000 - 5 * 100 + 3 * 100  # 3 of the 5 charges used free uses
+    assert reconcile() == []
