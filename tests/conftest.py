@@ -79,7 +79,7 @@ def run_command(name: str, *args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
-# --- Stripe: one localstripe process per session (tests/localstripe.py) ----------------
+# --- Stripe: one localstripe process per session (tests/stripe_fake.py) ----------------
 
 
 @pytest.fixture(scope="session")

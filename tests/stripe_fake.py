@@ -67,10 +67,7 @@ def wait_for(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
 @pytest.fixture(scope="session")
 def localstripe_url() -> Iterator[str]:
     python = ensure_venv()
-    # The purchases work ships a fuller launcher in scripts/; either takes --host/--port.
     launcher = ROOT / "scripts" / "localstripe_server.py"
-    if not launcher.exists():
-        launcher = ROOT / "tests" / "localstripe_server.py"
     port = free_port()
     # A file, not a pipe: nobody reads the output, and a full pipe would block localstripe.
     log = tempfile.TemporaryFile()
