@@ -8,11 +8,13 @@ LOCALSTRIPE_VENV ?= .venv-localstripe
 LOCALSTRIPE_PORT ?= 8420
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/billing
 
-.PHONY: help venv chromium localstripe-venv localstripe run test lint format migrate clean
+.PHONY: help venv chromium localstripe-venv localstripe run serve test lint format migrate bench clean
 
 help:
 	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
 	@echo "make test   - run the whole suite against PostgreSQL (DATABASE_URL, default $(DATABASE_URL_TEST))"
+	@echo "make serve  - production server: gunicorn (gunicorn.conf.py) against DATABASE_URL; needs DJANGO_SECRET_KEY"
+	@echo "make bench  - benchmark under gunicorn + wrk against pgbench and a minimal DRF app (writes bench/RESULTS.md)"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make localstripe - a fake Stripe API on http://127.0.0.1:$(LOCALSTRIPE_PORT) (see README: Purchases)"
 
@@ -59,6 +61,17 @@ run: venv .env
 	@echo "Back office: $(BIN)/python manage.py createsuperuser, then http://127.0.0.1:8000/admin/"
 	@echo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# Production-style: DEBUG off, JSON logs, gunicorn with gunicorn.conf.py (workers from the
+# CPU count, graceful shutdown). Set DATABASE_URL, DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS.
+serve: venv
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gunicorn -c gunicorn.conf.py
+
+# Not part of `make test`: a throughput benchmark (about 3 minutes). See bench/run.py.
+bench: venv
+	$(BIN)/python bench/run.py
 
 # pytest-django creates (and drops) the test database itself on the PostgreSQL server.
 test: export DATABASE_URL ?= $(DATABASE_URL_TEST)

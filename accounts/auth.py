@@ -10,6 +10,7 @@ against a cached copy of its row. Saving or deleting a key drops the cached copy
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,7 +63,35 @@ class ApiPrincipal:
 OPEN_ACCESS = ApiPrincipal(prefix="none", name="auth disabled", scopes=frozenset({Scope.READ, Scope.WRITE}))
 
 
+# A process-local copy in front of the shared cache: with REDIS_URL the shared cache is a
+# network round trip, and every request verifies a key. Revocation deletes the shared
+# entry and this process's copy at once; other processes notice within
+# API_KEY_LOCAL_CACHE_SECONDS (default 5 s). Bounded, so a flood of made-up prefixes
+# cannot grow it without limit.
+_local_keys: dict[str, tuple[float, dict[str, Any]]] = {}
+_LOCAL_KEYS_MAX = 1024
+
+
+def forget_local_key(prefix: str) -> None:
+    _local_keys.pop(prefix, None)
+
+
 def _load_key_record(prefix: str) -> dict[str, Any] | None:
+    ttl = settings.API_KEY_LOCAL_CACHE_SECONDS
+    now = time.monotonic()
+    local = _local_keys.get(prefix) if ttl > 0 else None
+    if local is not None and local[0] > now:
+        record = local[1]
+        return None if record.get(_MISSING) else record
+    record = _load_shared_key_record(prefix)
+    if ttl > 0:
+        if len(_local_keys) >= _LOCAL_KEYS_MAX:
+            _local_keys.clear()
+        _local_keys[prefix] = (now + ttl, record)
+    return None if record.get(_MISSING) else record
+
+
+def _load_shared_key_record(prefix: str) -> dict[str, Any]:
     record = cache.get(api_key_cache_key(prefix))
     if record is None:
         row = (
@@ -72,7 +101,7 @@ def _load_key_record(prefix: str) -> dict[str, Any] | None:
         )
         record = row if row is not None else {_MISSING: True}
         cache.set(api_key_cache_key(prefix), record, settings.API_KEY_CACHE_SECONDS)
-    return None if record.get(_MISSING) else record
+    return record
 
 
 def _verify(key: str, hashed_key: str) -> bool:

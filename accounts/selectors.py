@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import QuerySet
 
+from accounts.identity import Identity
 from accounts.models import Account, AccountStatus
+from billing_site.sql import RowLoader, fetch_one, for_update_clause, table
 from ledger.models import LedgerEntry
 
 NO_CREDIT_REASON = "No free uses or credits remaining"
@@ -44,6 +46,34 @@ def credit_status(*, account: Account, amount_minor: int | None = None) -> Credi
     else:
         reason = NO_CREDIT_REASON
     return CreditStatus(account=account, has_credit=False, reason=reason, purchase_required=True)
+
+
+def credit_status_result(status: CreditStatus) -> str:
+    """The metrics label of a check: ok (paid credit), free, insufficient, suspended or closed."""
+    account = status.account
+    if account.status != AccountStatus.ACTIVE:
+        return str(account.status)
+    if not status.has_credit:
+        return "insufficient"
+    return "free" if account.free_uses_remaining > 0 else "ok"
+
+
+_ACCOUNT = RowLoader(Account)
+
+
+def account_for_identity(identity: Identity, *, for_update: bool = False) -> Account | None:
+    """The identity's account (locked for the current transaction with for_update), or None.
+
+    Plain SQL on the unique (tenant_id, oauth_provider, external_id) index: this runs on
+    every credit check and charge (see billing_site.sql for why not the ORM here).
+    """
+    lock = for_update_clause() if for_update else ""
+    return fetch_one(
+        _ACCOUNT,
+        f"SELECT {{columns}} FROM {table(Account)} t"
+        f" WHERE t.tenant_id = %s AND t.oauth_provider = %s AND t.external_id = %s{lock}",
+        [identity.tenant_id, identity.oauth_provider, identity.external_id],
+    )
 
 
 def accounts_visible_to(*, tenant_id: str) -> QuerySet[Account]:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.identity import Identity
 from accounts.models import Account, AccountStatus
+from accounts.selectors import account_for_identity
 from billing_site.errors import DuplicateRequest, IdempotencyMismatch, InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
 from ledger.services import ledger_post
@@ -37,7 +38,7 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
     Race-safe: two first requests for one user both try the INSERT; the unique constraint
     lets one win and the other reads the winner's row.
     """
-    account = Account.objects.filter(identity.lookup()).first()
+    account = account_for_identity(identity)
     if account is not None:
         account_remember_last_seen(account, identity)
         return account, False
@@ -69,7 +70,7 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
 
 def lock_account(*, identity: Identity, actor: str) -> Account:
     """The identity's account, created if new, locked for the current transaction."""
-    account = Account.objects.select_for_update().filter(identity.lookup()).first()
+    account = account_for_identity(identity, for_update=True)
     if account is None:
         account_get_or_create(identity=identity, actor=actor)
         account = Account.objects.select_for_update().get(identity.lookup())

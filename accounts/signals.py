@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts.auth import api_key_cache_key
+from accounts.auth import api_key_cache_key, forget_local_key
 from accounts.models import ApiKey
 
 
@@ -16,6 +16,12 @@ from accounts.models import ApiKey
 def forget_cached_api_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
     key = api_key_cache_key(instance.prefix)
     cache.delete(key)
-    # Again after commit: a request between the save and the commit may have re-cached
-    # the old row (e.g. a revocation made inside the admin's transaction).
-    transaction.on_commit(lambda: cache.delete(key))
+    forget_local_key(instance.prefix)
+
+    def forget_again() -> None:
+        # Again after commit: a request between the save and the commit may have re-cached
+        # the old row (e.g. a revocation made inside the admin's transaction).
+        cache.delete(key)
+        forget_local_key(instance.prefix)
+
+    transaction.on_commit(forget_again)

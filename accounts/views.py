@@ -23,7 +23,9 @@ from accounts.serializers import (
     CreditGrantIn,
     IdentityIn,
     LedgerEntryOut,
+    credit_check_out,
 )
+from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
 from billing_site.errors import DuplicateRequest
 from ledger.models import EntryKind
@@ -112,7 +114,8 @@ class CreditCheckView(APIView):
         identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
         account, _ = services.account_get_or_create(identity=identity, actor=request.auth.actor)
         result = selectors.credit_status(account=account, amount_minor=data.get("amount_minor"))
-        return Response(CreditCheckOut(result).data)
+        metrics.observe_credit_check(result=selectors.credit_status_result(result))
+        return Response(credit_check_out(result))
 
 
 class AccountCreateView(APIView):

@@ -20,6 +20,8 @@ class BillingError(Exception):
         self.detail = detail
         self.extra = extra or {}
         self.headers = headers or {}
+        # The account concerned, when known: logged with the outcome, never sent to the caller.
+        self.account_id: object = None
 
 
 class InsufficientCredits(BillingError):

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import middleware as _auth
+from django.contrib.messages import middleware as _messages
+from django.contrib.sessions import middleware as _session
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware import csrf as _csrf
+
+from billing_site import metrics
+from billing_site.request_context import REQUEST_ID_HEADER, REQUEST_ID_META, request_id_from, request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +28,35 @@ def database_unavailable_response() -> JsonResponse:
     )
     response["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
     return response
+
+
+class RequestContextMiddleware:
+    """Outermost: the request id (X-Request-ID in and out, on every log line) and latency.
+
+    Latency is labelled by the matched URL pattern's name, so one series per endpoint
+    however many account ids appear in paths.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        request_id = request_id_from(request.META.get(REQUEST_ID_META))
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            match = request.resolver_match
+            metrics.observe_request(
+                route=(match.view_name or "unnamed") if match is not None else "unmatched",
+                method=request.method or "",
+                status=response.status_code,
+                seconds=time.perf_counter() - started,
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
 
 
 class DatabaseUnavailableMiddleware:
@@ -78,3 +115,29 @@ class JsonErrorPagesMiddleware:
             code = "not_found" if response.status_code == 404 else "error"
             return JsonResponse({"detail": detail, "code": code}, status=response.status_code)
         return response
+
+
+# --- Admin-only middleware ------------------------------------------------------------------
+# Sessions, CSRF cookies, users and messages serve the admin (and its login page). API
+# calls authenticate with keys and carry no cookies, so on /v1/ paths these middlewares are
+# passed through: each would otherwise cost every credit check and charge its share of a
+# millisecond. They are subclasses, so Django's admin checks still find them.
+API_PATH_PREFIX = "/v1/"
+
+
+def _skipped_on_api_paths(base: type) -> type:
+    class Middleware(base):  # type: ignore[misc, valid-type]
+        def __call__(self, request: HttpRequest) -> HttpResponse:
+            if request.path_info.startswith(API_PATH_PREFIX):
+                return self.get_response(request)
+            return super().__call__(request)
+
+    Middleware.__name__ = Middleware.__qualname__ = base.__name__
+    Middleware.__doc__ = f"{base.__module__}.{base.__name__}, passed through on API paths."
+    return Middleware
+
+
+SessionMiddleware = _skipped_on_api_paths(_session.SessionMiddleware)
+CsrfViewMiddleware = _skipped_on_api_paths(_csrf.CsrfViewMiddleware)
+AuthenticationMiddleware = _skipped_on_api_paths(_auth.AuthenticationMiddleware)
+MessageMiddleware = _skipped_on_api_paths(_messages.MessageMiddleware)

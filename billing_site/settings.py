@@ -30,6 +30,20 @@ else:
         )
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+# The admin behind an HTTPS proxy posts forms from these origins, e.g. https://billing.example.com.
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Security (headers are set by SecurityMiddleware on every response) ---------------
+# TLS ends at the load balancer: trust its X-Forwarded-Proto only when told it exists.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -52,16 +66,19 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "billing_site.middleware.RequestContextMiddleware",
     "billing_site.middleware.JsonErrorPagesMiddleware",
     "billing_site.middleware.DatabaseUnavailableMiddleware",
     "billing_site.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, auth and messages middlewares, passed through on /v1/ API paths
+    # (they serve the admin; API calls use keys): see billing_site.middleware.
+    "billing_site.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "billing_site.middleware.CsrfViewMiddleware",
+    "billing_site.middleware.AuthenticationMiddleware",
+    "billing_site.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -101,9 +118,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "connect_timeout": DB_CONNECT_TIMEOUT_S,
-            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} -c lock_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            "options": (
+                f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} -c lock_timeout={DB_STATEMENT_TIMEOUT_MS}"
+                # A worker killed mid-transaction must not leave its row locks behind for long.
+                f" -c idle_in_transaction_session_timeout={DB_STATEMENT_TIMEOUT_MS * 2}"
+            ),
         }
     )
+    # Persistent connections, checked before each request reuses one (see billing_site.db:
+    # the check is a local socket poll, not a SELECT 1 round trip per request).
+    DATABASES["default"]["ENGINE"] = "billing_site.db"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
@@ -170,6 +194,9 @@ API_KEYS_REQUIRED = env.bool("API_KEYS_REQUIRED", default=True)
 # How long a verified key stays cached. Revocation deletes the cache entry at once; with
 # a per-process cache (no REDIS_URL) other processes see it within this many seconds.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)
+# In front of that, each process keeps verified keys this long (no cache round trip per
+# request with Redis): the bound on how late another process sees a revocation.
+API_KEY_LOCAL_CACHE_SECONDS = env.int("API_KEY_LOCAL_CACHE_SECONDS", default=5)
 
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATE_LIMIT_PER_KEY = env.str("RATE_LIMIT_PER_KEY", default="6000/min")
@@ -180,13 +207,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["accounts.auth.HasApiScope"],
     "DEFAULT_PARSER_CLASSES": ["billing_site.parsers.LimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON is the only representation: no per-request negotiation over Accept headers.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "billing_site.api.JSONOnlyNegotiation",
     "EXCEPTION_HANDLER": "billing_site.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     # ASCII-escaped JSON: an error that echoes a client's lone surrogate still renders.
     "UNICODE_JSON": False,
-    "DEFAULT_THROTTLE_CLASSES": [],
-    "DEFAULT_THROTTLE_RATES": {"api_key": RATE_LIMIT_PER_KEY, "end_user": RATE_LIMIT_PER_USER},
+    # One class for both scopes (per key, per end user): one cache round trip per request.
+    # It reads RATE_LIMIT_* at request time, so RATE_LIMIT_ENABLED=0 makes it a no-op.
+    "DEFAULT_THROTTLE_CLASSES": ["billing_site.throttling.BillingRateThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -228,20 +258,25 @@ DJSTRIPE_USE_NATIVE_JSONFIELD = True
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+# One JSON object per line; every line made while a request runs carries its request_id
+# (X-Request-ID, see billing_site.request_context). Extra fields given with `extra=` appear
+# as keys (account_id, amount_minor, outcome, ...).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "billing_site.request_context.RequestIdLogFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
-        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"},
     },
     "handlers": {
         "default": {
             "class": "logging.StreamHandler",
+            "filters": ["request_id"],
             "formatter": "json" if LOG_FORMAT == "json" else "console",
         }
     },

@@ -1,4 +1,4 @@
-"""URL map: the guide's /v1/billing API, Stripe webhooks, docs, health and the admin."""
+"""URL map: the guide's /v1/billing API, Stripe webhooks, docs, health, metrics and the admin."""
 
 import uuid
 
@@ -47,6 +47,7 @@ api = [
 urlpatterns = [
     path("v1/billing/", include(api)),
     path("health", site_views.health, name="health"),
+    path("metrics", site_views.metrics_view, name="metrics"),
     # dj-stripe's webhook view behind ours (400 for events that match no purchase of ours);
     # with and without the trailing slash, ahead of dj-stripe's own (slash-less) route.
     path("stripe/webhook/<uuid:uuid>/", webhook_views.StripeWebhookView.as_view(), name="stripe-webhook"),

@@ -11,9 +11,10 @@ from rest_framework.views import APIView
 
 from accounts.identity import identity_from
 from accounts.models import Scope
+from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
-from billing_site.errors import DuplicateRequest
-from charges.serializers import ChargeIn, ChargeOut
+from billing_site.errors import AccountInactive, DuplicateRequest, IdempotencyMismatch, InsufficientCredits
+from charges.serializers import ChargeIn, ChargeOut, charge_out
 from charges.services import charge_create
 
 
@@ -87,5 +88,28 @@ class ChargeCreateView(APIView):
                 metadata=data.get("metadata"),
             )
         except DuplicateRequest as duplicate:
-            return replay_response(duplicate, ChargeOut(duplicate.original).data)
-        return Response(ChargeOut(charge).data, status=status.HTTP_201_CREATED)
+            metrics.observe_charge(
+                result="duplicate", account_id=duplicate.original.account_id, amount_minor=data["amount_minor"]
+            )
+            return replay_response(duplicate, charge_out(duplicate.original))
+        except InsufficientCredits as exc:
+            metrics.observe_charge(
+                result="insufficient", account_id=getattr(exc, "account_id", None), amount_minor=data["amount_minor"]
+            )
+            raise
+        except AccountInactive as exc:
+            result = "closed" if exc.extra.get("status") == "closed" else "suspended"
+            metrics.observe_charge(
+                result=result, account_id=getattr(exc, "account_id", None), amount_minor=data["amount_minor"]
+            )
+            raise
+        except IdempotencyMismatch:
+            metrics.observe_charge(result="mismatch", account_id=None, amount_minor=data["amount_minor"])
+            raise
+        metrics.observe_charge(
+            result="free" if charge.paid_with_free_use else "ok",
+            account_id=charge.account_id,
+            amount_minor=charge.amount_minor,
+            debited_minor=charge.debited_minor,
+        )
+        return Response(charge_out(charge), status=status.HTTP_201_CREATED)

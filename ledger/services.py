@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from billing_site import metrics
 from billing_site.errors import InvalidOperation
+from billing_site.sql import writer_for
 from ledger.models import EntryKind, LedgerEntry
 
 if TYPE_CHECKING:
@@ -69,15 +72,15 @@ def ledger_post(
         changes["has_paid"] = True
     # Compare-and-set on the values the new balance was computed from: an account object
     # that was not locked (or is stale) fails loudly instead of overwriting newer money.
-    updated = (
-        type(account)
-        .objects.filter(
-            pk=account.pk,
-            balance_minor=account.balance_minor,
-            free_uses_remaining=account.free_uses_remaining,
-            total_uses=account.total_uses,
-        )
-        .update(**changes)
+    # The UPDATE is written once (billing_site.sql), not compiled by the ORM on every charge.
+    updated = writer_for(type(account)).compare_and_set(
+        account,
+        changes,
+        expected={
+            "balance_minor": account.balance_minor,
+            "free_uses_remaining": account.free_uses_remaining,
+            "total_uses": account.total_uses,
+        },
     )
     if updated != 1:
         raise LedgerInvariantError(
@@ -85,7 +88,17 @@ def ledger_post(
         )
     for field, value in changes.items():
         setattr(account, field, value)
-    return LedgerEntry.objects.create(
+    if balance_delta_minor > 0 or free_uses_delta > 0:
+        # Counted once the money is really there: a rolled-back grant counts nothing.
+        transaction.on_commit(
+            partial(
+                metrics.observe_credits_granted,
+                kind=str(kind),
+                amount_minor=max(balance_delta_minor, 0),
+                free_uses=max(free_uses_delta, 0),
+            )
+        )
+    entry = LedgerEntry(
         account=account,
         kind=kind,
         balance_delta_minor=balance_delta_minor,
@@ -101,6 +114,7 @@ def ledger_post(
         request_fingerprint=request_fingerprint,
         details=details or {},
     )
+    return writer_for(LedgerEntry).insert(entry)
 
 
 def ledger_record_drift(*, account_id: object, actor: str, reason: str) -> LedgerEntry | None:

@@ -9,6 +9,8 @@ from django.core.cache import cache
 from django.core.servers.basehttp import ThreadedWSGIServer
 from rest_framework.test import APIClient
 
+from accounts.auth import _local_keys
+from billing_site.throttling import reset_local_counters
 from tests.factories import create_api_key
 from tests.stripe_fake import free_port, localstripe_url, stripe_settings  # noqa: F401  (fixtures)
 
@@ -23,6 +25,8 @@ ThreadedWSGIServer.request_queue_size = 128
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     cache.clear()
+    _local_keys.clear()
+    reset_local_counters()
 
 
 @pytest.fixture

@@ -1,0 +1,41 @@
+# CIRIS Billing: gunicorn on a slim Python, as a non-root user.
+#   docker build -t ciris-billing .
+#   docker run -p 8000:8000 -e DJANGO_SECRET_KEY=... -e DATABASE_URL=postgres://... ciris-billing
+# docker-compose.yml runs it with PostgreSQL and Redis.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    GUNICORN_BIND=0.0.0.0:8000 \
+    FORWARDED_ALLOW_IPS=* \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/billing-metrics
+
+WORKDIR /app
+
+# Dependencies first: this layer is rebuilt only when requirements.txt changes.
+# psycopg[binary] and the other wheels need no compiler.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+
+# Static files (admin, API docs) are collected at build time and served by whitenoise.
+# The key is a placeholder: collectstatic touches no secret and no database.
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input --verbosity 0 \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin billing \
+    && mkdir -p /tmp/billing-metrics \
+    && chown billing /tmp/billing-metrics
+
+USER 10001
+
+EXPOSE 8000
+
+# /health answers 503 while the database is down (see README: Deployment).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "billing_site.healthcheck"]
+
+# gunicorn.conf.py: workers from the CPU count (GUNICORN_WORKERS / WEB_CONCURRENCY override),
+# graceful shutdown on SIGTERM (docker stop), JSON access log.
+CMD ["gunicorn", "-c", "gunicorn.conf.py"]

@@ -1,0 +1,349 @@
+"""`make bench`: the service under gunicorn on PostgreSQL, driven by wrk, against two references.
+
+1. pgbench runs the SQL of one credit check and of one charge (bench/pgbench/*.sql): the
+   database's ceiling on this machine.
+2. A minimal DRF app (bench/reference_app.py: no middleware, raw SQL, the same statements)
+   under the same gunicorn settings: the framework's ceiling.
+3. The service itself (gunicorn.conf.py, production settings: API keys, rate limits,
+   metrics, JSON logs), driven by wrk with bench/wrk/{check,charge}.lua: credit checks over
+   10,000 users, charges with a unique idempotency key each.
+
+Each run: 64 connections for 20 s (BENCH_CONNECTIONS, BENCH_DURATION), after a short
+warm-up. It prints a table of req/s, p50 and p99 with our ratio to each reference, and
+writes it to bench/RESULTS.md. It uses its own database (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/billing_bench), made and migrated if missing, and
+wipes the accounts, charges and ledger in it on every run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/billing_bench")
+USERS = int(os.environ.get("BENCH_USERS", "10000"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+DURATION = int(os.environ.get("BENCH_DURATION", "20"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+REFERENCE_PORT = int(os.environ.get("BENCH_REFERENCE_PORT", "18311"))
+SERVICE_PORT = int(os.environ.get("BENCH_SERVICE_PORT", "18312"))
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "")
+RESULTS = Path(os.environ.get("BENCH_RESULTS", BENCH / "RESULTS.md"))
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+    note: str = ""
+    cpu_ms: float | None = None  # server CPU (all gunicorn processes) per request
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise subprocess.CalledProcessError(proc.returncode, cmd[:3])
+    return proc
+
+
+# --- Tools ---------------------------------------------------------------------------------
+def ensure_tools() -> None:
+    if shutil.which("wrk") is None:
+        log("wrk is missing: installing the Debian package")
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
+        if os.geteuid() != 0:
+            apt = ["sudo", *apt]
+        subprocess.run([*apt, "update", "-qq"], check=False)
+        subprocess.run([*apt, "install", "-y", "-qq", "wrk"], check=True)
+    if shutil.which("pgbench") is None:
+        sys.exit("pgbench is missing: it comes with the PostgreSQL server package (postgresql-15 or newer).")
+
+
+# --- Database ------------------------------------------------------------------------------
+def psql(sql: str, url: str = DATABASE_URL) -> str:
+    return run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url, "-c", sql]).stdout.strip()
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": DATABASE_URL,
+            "DJANGO_SECRET_KEY": "bench-only-secret-key",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(extra)
+    return env
+
+
+def prepare_database() -> str:
+    """Create and migrate the bench database, seed USERS funded accounts, return an API key."""
+    parsed = urlparse(DATABASE_URL)
+    name = parsed.path.lstrip("/")
+    admin_url = urlunparse(parsed._replace(path="/postgres"))
+    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'", admin_url) != "1":
+        log(f"creating database {name}")
+        psql(f'CREATE DATABASE "{name}"', admin_url)
+    log("migrating (the first time takes about a minute: dj-stripe's migrations)")
+    run([PYTHON, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=service_env())
+    log(f"seeding {USERS} funded accounts")
+    psql(
+        "TRUNCATE ledger_ledgerentry, charges_charge, accounts_account CASCADE;"
+        "INSERT INTO accounts_account (id, tenant_id, oauth_provider, external_id, wa_id, email, status,"
+        " status_reason, currency, balance_minor, free_uses_remaining, total_uses, has_paid, created_at, updated_at)"
+        " SELECT gen_random_uuid(), '', 'oauth:google', 'bench-' || n || '@example.com', '', '', 'active', '',"
+        " 'USD', 1000000000, 0, 0, true, now(), now()"
+        f" FROM generate_series(1, {USERS}) AS n;"
+        "INSERT INTO ledger_ledgerentry (account_id, kind, balance_delta_minor, free_uses_delta, balance_after_minor,"
+        " free_uses_after, currency, actor, reason, request_fingerprint, details, created_at)"
+        " SELECT id, 'grant', 1000000000, 0, 1000000000, 0, 'USD', 'command:bench', 'bench seed', '', '{}', now()"
+        " FROM accounts_account;"
+        "DELETE FROM accounts_apikey WHERE name = 'bench';"
+    )
+    psql("VACUUM ANALYZE accounts_account, charges_charge, ledger_ledgerentry")
+    out = run(
+        [PYTHON, "manage.py", "create_api_key", "--name", "bench", "--permissions", "read,write"],
+        cwd=ROOT,
+        env=service_env(),
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
+# --- pgbench ---------------------------------------------------------------------------------
+def pgbench(name: str, script: str) -> Result:
+    logdir = Path(tempfile.mkdtemp(prefix="bench-pgbench-"))
+    try:
+        cmd = ["pgbench", "-n", "-M", "simple", "-c", str(CONNECTIONS), "-j", str(THREADS), "-f", str(script)]
+        run([*cmd, "-T", str(WARMUP), DATABASE_URL])
+        proc = run([*cmd, "-T", str(DURATION), "-l", "--log-prefix", str(logdir / "tx"), DATABASE_URL])
+        tps = float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1))  # type: ignore[union-attr]
+        failed = re.search(r"number of failed transactions: (\d+)", proc.stdout)
+        latencies: list[int] = []
+        for path in glob.glob(str(logdir / "tx*")):
+            with open(path) as f:
+                latencies.extend(int(line.split()[2]) for line in f if line.strip())
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2] / 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000
+        return Result(name, tps, p50, p99, errors=int(failed.group(1)) if failed else 0)
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+# --- gunicorn + wrk ----------------------------------------------------------------------------
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+class Server:
+    def __init__(self, app: str, port: int, env: dict[str, str], logfile: Path):
+        self.port = port
+        self.log = open(logfile, "wb")
+        env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+        self.proc = subprocess.Popen(
+            [GUNICORN, "-c", str(ROOT / "gunicorn.conf.py"), app],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(port, self.proc)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the master and its workers so far (Linux /proc)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        pids = [self.proc.pid]
+        try:
+            pids += [int(p) for p in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()]
+        except OSError:
+            return 0.0
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(name: str, server: Server, script: str, env: dict[str, str]) -> Result:
+    base = ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "--latency", "-s", str(BENCH / "wrk" / script)]
+    url = f"http://127.0.0.1:{server.port}"
+    run([*base, "-d", f"{WARMUP}s", url], env=env)
+    cpu_before = server.cpu_seconds()
+    out = run([*base, "-d", f"{DURATION}s", url], env=env).stdout
+    cpu = server.cpu_seconds() - cpu_before
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(*re.search(r"\s50%\s+([\d.]+)(us|ms|s|m)", out).groups())  # type: ignore[union-attr]
+    p99 = _ms(*re.search(r"\s99%\s+([\d.]+)(us|ms|s|m)", out).groups())  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    errors = int(non2xx.group(1)) if non2xx else 0
+    note = socket_errors.group(1) if socket_errors else ""
+    return Result(name, rps, p50, p99, errors=errors, note=note, cpu_ms=cpu * 1000 / max(requests, 1))
+
+
+def drive(label: str, kind: str, server: Server, key: str) -> Result:
+    wrk_env = {**os.environ, "BENCH_API_KEY": key, "BENCH_USERS": str(USERS), "BENCH_RUN": f"{label}{time.time_ns()}"}
+    log(f"{label}: wrk {kind}s, {CONNECTIONS} connections, {DURATION} s")
+    return wrk(f"{label} {kind}", server, f"{kind}.lua", wrk_env)
+
+
+# --- Report ---------------------------------------------------------------------------------
+def machine() -> str:
+    load = os.getloadavg()
+    postgres = psql("SHOW server_version").split()[0]
+    return (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, PostgreSQL {postgres}, "
+        f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+
+
+def report(results: dict[str, Result], started: datetime, machine_line: str, workers: str) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`make bench`, {started:%Y-%m-%d %H:%M} UTC. {machine_line}.",
+        f"wrk and pgbench: {CONNECTIONS} connections, {THREADS} threads, "
+        f"{DURATION} s per run after a {WARMUP} s warm-up; "
+        f"{USERS} users; gunicorn `gunicorn.conf.py` with {workers} sync workers for both apps; "
+        f"service cache: {'Redis (' + REDIS_URL + ')' if REDIS_URL else 'local memory'}.",
+        "",
+        "| run | req/s | p50 ms | p99 ms | errors | server CPU ms/req | vs pgbench | vs minimal DRF: req/s "
+        "| p99 | CPU/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in ("check", "charge"):
+        pg, ref, ours = results[f"pgbench {kind}"], results[f"minimal-drf {kind}"], results[f"service {kind}"]
+        for r in (pg, ref, ours):
+            vs = ["", "", "", ""]
+            if r is not pg:
+                vs[0] = f"{r.rps / pg.rps:.2f}x"
+            if r is ours:
+                vs[1] = f"**{ours.rps / ref.rps:.2f}x**"
+                vs[2] = f"**{ours.p99_ms / ref.p99_ms:.2f}x**"
+                if ours.cpu_ms and ref.cpu_ms:
+                    vs[3] = f"{ours.cpu_ms / ref.cpu_ms:.2f}x"
+            cpu = f"{r.cpu_ms:.2f}" if r.cpu_ms is not None else ""
+            lines.append(
+                f"| {r.name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+                f"| {r.errors}{' ' + r.note if r.note else ''} | {cpu} | {' | '.join(vs)} |"
+            )
+    lines += ["", "Target (2 cores): req/s at least 0.75x the minimal DRF app's, p99 at most 1.5x its p99."]
+    for kind in ("check", "charge"):
+        ref, ours = results[f"minimal-drf {kind}"], results[f"service {kind}"]
+        ok = ours.rps >= 0.75 * ref.rps and ours.p99_ms <= 1.5 * ref.p99_ms
+        lines.append(
+            f"- {kind}s: {ours.rps / ref.rps:.2f}x throughput, {ours.p99_ms / ref.p99_ms:.2f}x p99: "
+            f"{'met' if ok else 'NOT met'}"
+        )
+    lines += [
+        "",
+        "Server CPU ms/req is the CPU time of all gunicorn processes during the run divided by the",
+        "requests served: unlike req/s it hardly moves with other load on the machine.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ensure_tools()
+    started = datetime.now(UTC)
+    machine_line = machine()
+    key = prepare_database()
+    logdir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    results: dict[str, Result] = {}
+    for kind in ("check", "charge"):
+        log(f"pgbench {kind}")
+        results[f"pgbench {kind}"] = pgbench(f"pgbench {kind}", str(BENCH / "pgbench" / f"{kind}.sql"))
+    access_log = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+    reference_env = service_env(GUNICORN_ACCESS_LOG=access_log)
+    # Rate limits stay on (their cost is part of the hot path) but far above the load.
+    service = service_env(
+        RATE_LIMIT_PER_KEY="100000000/min",
+        RATE_LIMIT_PER_USER="100000000/min",
+        GUNICORN_ACCESS_LOG=access_log,
+        **({"REDIS_URL": REDIS_URL} if REDIS_URL else {}),
+    )
+    # Both servers stay up (idle workers cost nothing) and each kind of request is driven
+    # against the reference and then the service back to back, so that other load on the
+    # machine drifts as little as possible between the two numbers compared.
+    log(f"starting gunicorn: minimal DRF app on port {REFERENCE_PORT}, service on port {SERVICE_PORT}")
+    reference = Server("bench.reference_app:application", REFERENCE_PORT, reference_env, logdir / "minimal-drf.log")
+    try:
+        server = Server("billing_site.wsgi:application", SERVICE_PORT, service, logdir / "service.log")
+        try:
+            for kind in ("check", "charge"):
+                results[f"minimal-drf {kind}"] = drive("minimal-drf", kind, reference, key)
+                results[f"service {kind}"] = drive("service", kind, server, key)
+        finally:
+            server.stop()
+    finally:
+        reference.stop()
+    workers = (
+        os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or str((os.cpu_count() or 1) * 2 + 1)
+    )
+    text = report(results, started, machine_line, workers)
+    print()
+    print(text)
+    log(f"server logs in {logdir}")
+    RESULTS.write_text(text + os.environ.get("BENCH_NOTES", ""))
+    log(f"wrote {RESULTS}")
+    if any(r.errors for r in results.values()):
+        log("some requests failed: see the errors column and the server logs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Prometheus metrics: request latency by route, and the billing domain's counters.
+
+Under gunicorn (several worker processes) prometheus-client runs in multiprocess mode:
+gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before any worker imports this module, each
+worker writes its values to files there, and /metrics merges them. Without that variable
+(runserver, tests) the process-local default registry is used.
+
+Domain counters count what happened, so they are incremented only after the money
+transaction committed: from the views (after the service returned or raised) or through
+`transaction.on_commit`. Never inside the transaction: a rollback would leave a count of
+something that did not happen.
+
+Money events are also logged here, one JSON line each, with account, amount and outcome
+(never a key, a secret or card data).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+logger = logging.getLogger("billing.events")
+
+# --- HTTP -------------------------------------------------------------------------------
+# Labelled by the URL pattern's name (e.g. "credits-check"), never the raw path: paths
+# carry account ids and would make one series per account.
+REQUEST_LATENCY = Histogram(
+    "billing_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route name and method.",
+    ["route", "method"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+REQUESTS = Counter(
+    "billing_http_requests",
+    "HTTP responses, by route name, method and status code.",
+    ["route", "method", "status"],
+)
+
+# --- Credit checks and charges ------------------------------------------------------------
+CHECK_RESULTS = ("ok", "free", "insufficient", "suspended", "closed")
+CHARGE_RESULTS = ("ok", "free", "insufficient", "suspended", "closed", "duplicate", "mismatch")
+
+CREDIT_CHECKS = Counter(
+    "billing_credit_checks",
+    "Credit checks by result: ok (paid credit), free (a free use), insufficient, suspended, closed.",
+    ["result"],
+)
+CHARGES = Counter(
+    "billing_charges",
+    "Charges by result: ok (paid), free (a free use), insufficient (402), suspended/closed (403), "
+    "duplicate (409 replay), mismatch (422: key reused with other parameters).",
+    ["result"],
+)
+CHARGED_MINOR = Counter(
+    "billing_charged_minor",
+    "Credit minor units debited from paid balances by charges.",
+)
+
+# --- Credit arriving: purchases, grants, adjustments -------------------------------------
+CREDITS_GRANTED_MINOR = Counter(
+    "billing_credits_granted_minor",
+    "Paid credit added to balances, in credit minor units, by ledger entry kind (purchase, grant, ...).",
+    ["kind"],
+)
+FREE_USES_GRANTED = Counter(
+    "billing_free_uses_granted",
+    "Free uses added to accounts, by ledger entry kind (free_uses_granted for new accounts, grant, ...).",
+    ["kind"],
+)
+
+# --- Purchases and Stripe webhooks (called by the purchases and webhooks apps) ------------
+PURCHASE_OUTCOMES = ("created", "succeeded", "failed", "canceled", "refunded", "error")
+PURCHASES = Counter(
+    "billing_purchases",
+    "Purchases by outcome: created (PaymentIntent made), succeeded (credited), failed, canceled, "
+    "refunded, error (Stripe unreachable or refused).",
+    ["outcome"],
+)
+WEBHOOK_EVENTS = Counter(
+    "billing_webhook_events",
+    "Stripe webhook events by type and outcome (processed, ignored, duplicate, rejected, error).",
+    ["type", "outcome"],
+)
+
+for _result in CHECK_RESULTS:
+    CREDIT_CHECKS.labels(result=_result)
+for _result in CHARGE_RESULTS:
+    CHARGES.labels(result=_result)
+for _outcome in PURCHASE_OUTCOMES:
+    PURCHASES.labels(outcome=_outcome)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def observe_request(*, route: str, method: str, status: int, seconds: float) -> None:
+    if method not in _METHODS:
+        method = "other"  # any string can arrive as a method: keep the label set bounded
+    REQUEST_LATENCY.labels(route, method).observe(seconds)
+    REQUESTS.labels(route, method, str(status)).inc()
+
+
+def observe_credit_check(*, result: str) -> None:
+    CREDIT_CHECKS.labels(result=result).inc()
+
+
+def observe_charge(*, result: str, account_id: object, amount_minor: int, debited_minor: int = 0) -> None:
+    """Count a charge's outcome; log the ones the service did not (refusals and replays).
+
+    Call after the charge transaction ended. The service itself logs each charge it makes.
+    """
+    CHARGES.labels(result=result).inc()
+    if debited_minor:
+        CHARGED_MINOR.inc(debited_minor)
+    if result not in ("ok", "free"):
+        logger.info(
+            "charge refused" if result != "duplicate" else "charge replayed",
+            extra={
+                "event": "charge",
+                "outcome": result,
+                "account_id": str(account_id) if account_id else None,
+                "amount_minor": amount_minor,
+            },
+        )
+
+
+def observe_credits_granted(*, kind: str, amount_minor: int, free_uses: int) -> None:
+    """Count credit added by a committed ledger entry (ledger_post registers this on commit)."""
+    if amount_minor > 0:
+        CREDITS_GRANTED_MINOR.labels(kind=kind).inc(amount_minor)
+    if free_uses > 0:
+        FREE_USES_GRANTED.labels(kind=kind).inc(free_uses)
+
+
+def observe_purchase(*, outcome: str, account_id: object = None, amount_minor: int | None = None) -> None:
+    """For the purchases app: count (and log) a purchase's step, after its transaction committed.
+
+    outcome: one of PURCHASE_OUTCOMES.
+    """
+    PURCHASES.labels(outcome=outcome).inc()
+    logger.info(
+        "purchase",
+        extra={
+            "event": "purchase",
+            "outcome": outcome,
+            "account_id": str(account_id) if account_id else None,
+            "amount_minor": amount_minor,
+        },
+    )
+
+
+def observe_webhook_event(*, event_type: str, outcome: str) -> None:
+    """For the webhooks app: count a Stripe event by type and outcome (processed, ignored, ...)."""
+    WEBHOOK_EVENTS.labels(type=event_type[:64], outcome=outcome).inc()
+
+
+def render_latest() -> bytes:
+    """The Prometheus text exposition of every metric (merged across gunicorn workers)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)

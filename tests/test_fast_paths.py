@@ -1,0 +1,88 @@
+"""The hot path's shortcuts answer exactly what the documented serializers and the ORM do."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.identity import Identity
+from accounts.models import Account, AccountStatus
+from accounts.selectors import account_for_identity, credit_status
+from accounts.serializers import CreditCheckOut, credit_check_out
+from accounts.services import account_set_status
+from charges.models import Charge
+from charges.selectors import charge_for_key
+from charges.serializers import ChargeOut, charge_out
+from tests.conftest import charge_body
+from tests.factories import funded_account
+
+pytestmark = pytest.mark.django_db
+
+
+def identity_of(user: dict) -> Identity:
+    return Identity(oauth_provider=user["oauth_provider"], external_id=user["external_id"])
+
+
+@pytest.mark.parametrize("state", ["free", "paid", "short", "empty", "suspended"])
+def test_the_check_answer_matches_its_serializer(user, state):
+    account = {
+        "free": lambda: funded_account(user),
+        "paid": lambda: funded_account(user, uses=5, free_uses=0),
+        "short": lambda: funded_account(user, free_uses=0),
+        "empty": lambda: funded_account(user, free_uses=0),
+        "suspended": lambda: funded_account(user, uses=1),
+    }[state]()
+    if state == "suspended":
+        account = account_set_status(account_id=account.pk, status=AccountStatus.SUSPENDED, reason="t", actor="t")
+    status = credit_status(account=account, amount_minor=50 if state == "short" else None)
+
+    assert credit_check_out(status) == CreditCheckOut(status).data
+
+
+def test_the_charge_answer_matches_its_serializer(api, user):
+    api.post("/v1/billing/charges", charge_body(user, "k1", metadata={"a": [1, {"b": None}]}), format="json")
+    charge = Charge.objects.get(idempotency_key="k1")
+
+    assert charge_out(charge) == ChargeOut(charge).data
+    loaded = charge_for_key(identity_of(user), "k1")
+    assert charge_out(loaded) == ChargeOut(charge).data
+
+
+def test_the_plain_sql_lookups_load_what_the_orm_loads(api, user):
+    funded_account(user, uses=2)
+    api.post("/v1/billing/charges", charge_body(user, "k1"), format="json")
+    identity = identity_of(user)
+
+    account = account_for_identity(identity)
+    orm_account = Account.objects.get(external_id=user["external_id"])
+    assert {f.attname: getattr(account, f.attname) for f in Account._meta.concrete_fields} == {
+        f.attname: getattr(orm_account, f.attname) for f in Account._meta.concrete_fields
+    }
+    assert not account._state.adding
+    charge = charge_for_key(identity, "k1")
+    orm_charge = Charge.objects.get(idempotency_key="k1")
+    assert {f.attname: getattr(charge, f.attname) for f in Charge._meta.concrete_fields} == {
+        f.attname: getattr(orm_charge, f.attname) for f in Charge._meta.concrete_fields
+    }
+    assert account_for_identity(Identity(oauth_provider="oauth:google", external_id="nobody")) is None
+    assert charge_for_key(identity, "unknown") is None
+
+
+def test_a_credit_check_costs_one_query_and_a_charge_seven(api, user):
+    funded_account(user, uses=5, free_uses=0)
+    api.post("/v1/billing/credits/check", user, format="json")  # the key is cached from here on
+
+    with CaptureQueriesContext(connection) as check:
+        assert api.post("/v1/billing/credits/check", user, format="json").status_code == 200
+    with CaptureQueriesContext(connection) as charge:
+        assert api.post("/v1/billing/charges", charge_body(user, "k1"), format="json").status_code == 201
+    with CaptureQueriesContext(connection) as replay:
+        assert api.post("/v1/billing/charges", charge_body(user, "k1"), format="json").status_code == 409
+
+    assert len(check.captured_queries) == 1
+    # replay lookup, then (inside the test's transaction: savepoints instead of BEGIN/COMMIT)
+    # lock, insert charge, update account, insert ledger entry.
+    statements = [q["sql"].split()[0] for q in charge.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements == ["SELECT", "SELECT", "INSERT", "UPDATE", "INSERT"]
+    assert len(replay.captured_queries) == 1

@@ -1,0 +1,125 @@
+"""Rate limits per API key and per end user: 429 with Retry-After, in one cache round trip."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from django.test import override_settings
+
+from billing_site import throttling
+from tests.conftest import charge_body
+
+pytestmark = pytest.mark.django_db
+
+CHECK = "/v1/billing/credits/check"
+
+
+@override_settings(RATE_LIMIT_PER_USER="2/min", RATE_LIMIT_PER_KEY="1000/min")
+def test_an_end_user_over_the_rate_gets_429_with_retry_after(api, user):
+    for _ in range(2):
+        assert api.post(CHECK, user, format="json").status_code == 200
+
+    response = api.post(CHECK, user, format="json")
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert response.json()["detail"].startswith("Request was throttled")
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+@override_settings(RATE_LIMIT_PER_USER="2/min", RATE_LIMIT_PER_KEY="1000/min")
+def test_other_users_of_the_same_key_are_not_held_back(api, user):
+    for _ in range(3):
+        api.post(CHECK, user, format="json")
+
+    other = {**user, "external_id": "someone-else@example.com"}
+    assert api.post(CHECK, other, format="json").status_code == 200
+    # The same identity under another tenant is another end user.
+    assert api.post(CHECK, {**user, "tenant_id": "acme"}, format="json").status_code == 200
+
+
+@override_settings(RATE_LIMIT_PER_USER="1000/min", RATE_LIMIT_PER_KEY="3/min")
+def test_a_key_over_its_rate_gets_429_whoever_the_user(api, make_client, user):
+    for i in range(3):
+        assert api.post(CHECK, {**user, "external_id": f"u{i}"}, format="json").status_code == 200
+
+    assert api.post(CHECK, {**user, "external_id": "u9"}, format="json").status_code == 429
+    assert api.post("/v1/billing/charges", charge_body(user, "k"), format="json").status_code == 429
+    assert make_client().post(CHECK, user, format="json").status_code == 200  # another key
+
+
+@override_settings(RATE_LIMIT_ENABLED=False, RATE_LIMIT_PER_USER="1/min")
+def test_rate_limits_can_be_switched_off(api, user):
+    for _ in range(3):
+        assert api.post(CHECK, user, format="json").status_code == 200
+
+
+@override_settings(RATE_LIMIT_PER_USER="1/min")
+def test_a_throttled_request_changes_nothing(api, user):
+    assert api.post("/v1/billing/charges", charge_body(user, "k1"), format="json").status_code == 201
+    assert api.post("/v1/billing/charges", charge_body(user, "k2"), format="json").status_code == 429
+
+    from charges.models import Charge
+
+    assert Charge.objects.filter(account__external_id=user["external_id"]).count() == 1
+
+
+@pytest.mark.parametrize(("rate", "parsed"), [("6000/min", (6000, 60)), ("5/s", (5, 1)), ("10/hour", (10, 3600))])
+def test_rates_are_drf_rate_strings(rate, parsed):
+    assert throttling.parse_rate(rate) == parsed
+    assert throttling.parse_rate("") is None
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = 18390
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(50):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_with_redis_both_counters_cost_one_round_trip(redis_url, api, user, monkeypatch):
+    import redis.connection
+
+    caches = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_url,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        }
+    }
+    with override_settings(CACHES=caches, RATE_LIMIT_PER_USER="2/min", RATE_LIMIT_PER_KEY="1000/min"):
+        from django.core.cache import cache
+
+        cache.clear()
+        sends = []
+        original = redis.connection.AbstractConnection.send_packed_command
+
+        def counting(self, command, check_health=True):
+            sends.append(command)
+            return original(self, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+        counts = throttling.increment_counters([("rl:test:a", 61), ("rl:test:b", 61)])
+        assert counts == [1, 1]
+        assert len(sends) == 1  # INCR, EXPIRE, INCR, EXPIRE pipelined in one write
+
+        statuses = [api.post(CHECK, user, format="json").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        cache.clear()
