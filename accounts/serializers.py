@@ -72,6 +72,65 @@ class CreditCheckIn(IdentityIn):
     context = serializers.JSONField(required=False, allow_null=True, help_text="Free-form context; ignored.")
 
 
+_EMAIL = LenientEmailField()
+_IDENTIFIERS = ("oauth_provider", "external_id")
+_OPTIONAL_IDENTIFIERS = ("wa_id", "tenant_id")
+
+
+def _plain_text(value: object, *, allow_blank: bool) -> bool:
+    """A string CreditCheckIn would keep exactly as it is (no trimming, no error)."""
+    if not isinstance(value, str) or len(value) > 255 or value != value.strip() or "\x00" in value:
+        return False
+    if not value and not allow_blank:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def credit_check_in_fast(data: object) -> dict[str, Any] | None:
+    """CreditCheckIn's validated_data for the ordinary request, or None to use CreditCheckIn.
+
+    The credit check is the hottest endpoint and DRF's validation a fifth of its time.
+    This accepts only input the serializer would take unchanged (plain strings within
+    limits, a JSON integer in range, any context) and returns what the serializer returns;
+    everything else (errors, trimming, odd types) goes to the serializer, so answers and
+    error messages stay the serializer's. tests/test_fast_paths.py compares the two.
+    """
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name in _IDENTIFIERS:
+        value = data.get(name)
+        if not _plain_text(value, allow_blank=False):
+            return None
+        out[name] = value
+    for name in _OPTIONAL_IDENTIFIERS:
+        if name in data:
+            value = data[name]
+            if value is not None and not _plain_text(value, allow_blank=True):
+                return None
+            out[name] = value
+    if "customer_email" in data:
+        email = data["customer_email"]
+        if email is None or (isinstance(email, str) and not email.strip()):
+            out["customer_email"] = None if email is None else ""
+        else:
+            out["customer_email"] = _EMAIL.to_internal_value(email)
+    if "amount_minor" in data:
+        amount = data["amount_minor"]
+        if amount is not None and (
+            isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_AMOUNT_MINOR
+        ):
+            return None
+        out["amount_minor"] = amount
+    if "context" in data:
+        out["context"] = data["context"]
+    return out
+
+
 class CreditCheckOut(serializers.Serializer):
     has_credit = serializers.BooleanField()
     credits_remaining = serializers.IntegerField(source="account.credits_remaining", help_text="Paid balance in uses.")

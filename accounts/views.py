@@ -23,6 +23,7 @@ from accounts.serializers import (
     CreditGrantIn,
     IdentityIn,
     LedgerEntryOut,
+    credit_check_in_fast,
     credit_check_out,
 )
 from billing_site import metrics
@@ -110,7 +111,9 @@ class CreditCheckView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = validated(CreditCheckIn, request)
+        data = credit_check_in_fast(request.data)
+        if data is None:
+            data = validated(CreditCheckIn, request)
         identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
         account, _ = services.account_get_or_create(identity=identity, actor=request.auth.actor)
         result = selectors.credit_status(account=account, amount_minor=data.get("amount_minor"))

@@ -86,3 +86,52 @@ def test_a_credit_check_costs_one_query_and_a_charge_seven(api, user):
     statements = [q["sql"].split()[0] for q in charge.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert statements == ["SELECT", "SELECT", "INSERT", "UPDATE", "INSERT"]
     assert len(replay.captured_queries) == 1
+
+
+CHECK_INPUTS = [
+    {"oauth_provider": "oauth:google", "external_id": "a@example.com"},
+    {"oauth_provider": "oauth:google", "external_id": "a@example.com", "context": {"agent_id": "datum"}},
+    {"oauth_provider": "oauth:google", "external_id": "ünïcode-名前", "wa_id": "wa-1", "tenant_id": "acme"},
+    {"oauth_provider": "oauth:google", "external_id": "a", "wa_id": None, "tenant_id": "", "context": None},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": 1, "agent_id": "x", "user_role": "u"},
+    {"oauth_provider": "oauth:google", "external_id": "a", "customer_email": "Me@Example.com "},
+    {"oauth_provider": "oauth:google", "external_id": "a", "customer_email": "not an email"},
+    {"oauth_provider": "oauth:google", "external_id": "a", "customer_email": None},
+    {"oauth_provider": "oauth:google", "external_id": "a", "customer_email": "   "},
+    {"oauth_provider": "oauth:google", "external_id": "a", "customer_email": 42},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": None, "marketing_opt_in": True},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": 10**12},
+    # The rest the serializer must see (errors, trimming, coercion refused):
+    {"oauth_provider": "oauth:google"},
+    {"oauth_provider": "oauth:google", "external_id": ""},
+    {"oauth_provider": "oauth:google", "external_id": " padded "},
+    {"oauth_provider": "oauth:google", "external_id": "x" * 256},
+    {"oauth_provider": "oauth:google", "external_id": "nul\x00"},
+    {"oauth_provider": "oauth:google", "external_id": "lone \ud800 surrogate"},
+    {"oauth_provider": "oauth:google", "external_id": 12345},
+    {"oauth_provider": None, "external_id": "a"},
+    {"oauth_provider": "oauth:google", "external_id": "a", "tenant_id": 7},
+    {"oauth_provider": "oauth:google", "external_id": "a", "tenant_id": " t "},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": 0},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": "100"},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": 1.0},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": True},
+    {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": 10**12 + 1},
+    ["not", "a", "dict"],
+]
+
+
+@pytest.mark.parametrize("body", CHECK_INPUTS)
+def test_the_fast_check_validation_agrees_with_the_serializer(body):
+    from accounts.serializers import CreditCheckIn, credit_check_in_fast
+
+    fast = credit_check_in_fast(body)
+    serializer = CreditCheckIn(data=body)
+    if fast is not None:
+        assert serializer.is_valid(), serializer.errors
+        assert fast == dict(serializer.validated_data)
+    else:
+        # Declined: either the serializer refuses it, or it changes the value (trimming).
+        assert not serializer.is_valid() or dict(serializer.validated_data) != {
+            k: v for k, v in body.items() if k in serializer.fields
+        }
