@@ -77,9 +77,9 @@ _IDENTIFIERS = ("oauth_provider", "external_id")
 _OPTIONAL_IDENTIFIERS = ("wa_id", "tenant_id")
 
 
-def _plain_text(value: object, *, allow_blank: bool) -> bool:
-    """A string CreditCheckIn would keep exactly as it is (no trimming, no error)."""
-    if not isinstance(value, str) or len(value) > 255 or value != value.strip() or "\x00" in value:
+def plain_text(value: object, *, allow_blank: bool, max_length: int = 255) -> bool:
+    """A string a TextField would keep exactly as it is (no trimming, no error)."""
+    if not isinstance(value, str) or len(value) > max_length or value != value.strip() or "\x00" in value:
         return False
     if not value and not allow_blank:
         return False
@@ -88,6 +88,31 @@ def _plain_text(value: object, *, allow_blank: bool) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def identity_in_fast(data: object) -> dict[str, Any] | None:
+    """IdentityIn's validated_data for plain input, or None (see credit_check_in_fast)."""
+    if not isinstance(data, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name in _IDENTIFIERS:
+        value = data.get(name)
+        if not plain_text(value, allow_blank=False):
+            return None
+        out[name] = value
+    for name in _OPTIONAL_IDENTIFIERS:
+        if name in data:
+            value = data[name]
+            if value is not None and not plain_text(value, allow_blank=True):
+                return None
+            out[name] = value
+    if "customer_email" in data:
+        email = data["customer_email"]
+        if email is None or (isinstance(email, str) and not email.strip()):
+            out["customer_email"] = None if email is None else ""
+        else:
+            out["customer_email"] = _EMAIL.to_internal_value(email)
+    return out
 
 
 def credit_check_in_fast(data: object) -> dict[str, Any] | None:
@@ -99,26 +124,9 @@ def credit_check_in_fast(data: object) -> dict[str, Any] | None:
     everything else (errors, trimming, odd types) goes to the serializer, so answers and
     error messages stay the serializer's. tests/test_fast_paths.py compares the two.
     """
-    if not isinstance(data, dict):
+    out = identity_in_fast(data)
+    if out is None:
         return None
-    out: dict[str, Any] = {}
-    for name in _IDENTIFIERS:
-        value = data.get(name)
-        if not _plain_text(value, allow_blank=False):
-            return None
-        out[name] = value
-    for name in _OPTIONAL_IDENTIFIERS:
-        if name in data:
-            value = data[name]
-            if value is not None and not _plain_text(value, allow_blank=True):
-                return None
-            out[name] = value
-    if "customer_email" in data:
-        email = data["customer_email"]
-        if email is None or (isinstance(email, str) and not email.strip()):
-            out["customer_email"] = None if email is None else ""
-        else:
-            out["customer_email"] = _EMAIL.to_internal_value(email)
     if "amount_minor" in data:
         amount = data["amount_minor"]
         if amount is not None and (

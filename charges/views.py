@@ -14,7 +14,7 @@ from accounts.models import Scope
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
 from billing_site.errors import AccountInactive, DuplicateRequest, IdempotencyMismatch, InsufficientCredits
-from charges.serializers import ChargeIn, ChargeOut, charge_out
+from charges.serializers import ChargeIn, ChargeOut, charge_in_fast, charge_out
 from charges.services import charge_create
 
 
@@ -75,7 +75,9 @@ class ChargeCreateView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = validated(ChargeIn, request)
+        data = charge_in_fast(request.data)
+        if data is None:
+            data = validated(ChargeIn, request)
         identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
         try:
             charge = charge_create(

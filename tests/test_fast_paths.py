@@ -135,3 +135,45 @@ def test_the_fast_check_validation_agrees_with_the_serializer(body):
         assert not serializer.is_valid() or dict(serializer.validated_data) != {
             k: v for k, v in body.items() if k in serializer.fields
         }
+
+
+_CHARGE = {"oauth_provider": "oauth:google", "external_id": "a", "amount_minor": 100, "idempotency_key": "k-1"}
+CHARGE_INPUTS = [
+    _CHARGE,
+    {**_CHARGE, "currency": "USD", "description": "Agent interaction - datum", "metadata": {"a": [1, {"b": None}]}},
+    {**_CHARGE, "currency": "usd", "description": "", "metadata": None, "wa_id": "w", "agent_id": "ignored"},
+    {**_CHARGE, "description": None, "metadata": {}, "customer_email": "x@example.com"},
+    {**_CHARGE, "amount_minor": 1, "idempotency_key": "litellm:abc123"},
+    # For the serializer:
+    {**_CHARGE, "amount_minor": 0},
+    {**_CHARGE, "amount_minor": "100"},
+    {**_CHARGE, "amount_minor": 100.0},
+    {k: v for k, v in _CHARGE.items() if k != "amount_minor"},
+    {k: v for k, v in _CHARGE.items() if k != "idempotency_key"},
+    {**_CHARGE, "idempotency_key": ""},
+    {**_CHARGE, "idempotency_key": " k "},
+    {**_CHARGE, "currency": "EUR"},
+    {**_CHARGE, "currency": None},
+    {**_CHARGE, "currency": ""},
+    {**_CHARGE, "description": "d" * 1001},
+    {**_CHARGE, "description": " trimmed "},
+    {**_CHARGE, "metadata": "a string"},
+    {**_CHARGE, "metadata": {"deep": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 1}}}}}}}}}},
+    {**_CHARGE, "metadata": {"nul": "\x00"}},
+    {**_CHARGE, "metadata": {"big": "x" * 20000}},
+]
+
+
+@pytest.mark.parametrize("body", CHARGE_INPUTS)
+def test_the_fast_charge_validation_agrees_with_the_serializer(body):
+    from charges.serializers import ChargeIn, charge_in_fast
+
+    fast = charge_in_fast(body)
+    serializer = ChargeIn(data=body)
+    if fast is not None:
+        assert serializer.is_valid(), serializer.errors
+        assert fast == dict(serializer.validated_data)
+    else:
+        assert not serializer.is_valid() or dict(serializer.validated_data) != {
+            k: v for k, v in body.items() if k in serializer.fields
+        }
