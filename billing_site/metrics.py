@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 
+from django.db import transaction
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -72,16 +73,17 @@ FREE_USES_GRANTED = Counter(
 )
 
 # --- Purchases and Stripe webhooks (called by the purchases and webhooks apps) ------------
-PURCHASE_OUTCOMES = ("created", "succeeded", "failed", "canceled", "refunded", "error")
+PURCHASE_OUTCOMES = ("created", "succeeded", "failed", "canceled", "refunded", "partially_refunded")
 PURCHASES = Counter(
     "billing_purchases",
     "Purchases by outcome: created (PaymentIntent made), succeeded (credited), failed, canceled, "
-    "refunded, error (Stripe unreachable or refused).",
+    "refunded, partially_refunded.",
     ["outcome"],
 )
 WEBHOOK_EVENTS = Counter(
     "billing_webhook_events",
-    "Stripe webhook events by type and outcome (processed, ignored, duplicate, rejected, error).",
+    "Stripe webhook deliveries by event type and outcome: processed (200), rejected (400: bad signature or "
+    "body, or no purchase of ours), not_ready (409), unavailable (503), error (500).",
     ["type", "outcome"],
 )
 
@@ -135,25 +137,17 @@ def observe_credits_granted(*, kind: str, amount_minor: int, free_uses: int) -> 
         FREE_USES_GRANTED.labels(kind=kind).inc(free_uses)
 
 
-def observe_purchase(*, outcome: str, account_id: object = None, amount_minor: int | None = None) -> None:
-    """For the purchases app: count (and log) a purchase's step, after its transaction committed.
+def observe_purchase(*, outcome: str) -> None:
+    """Count a purchase's step (one of PURCHASE_OUTCOMES) once it is committed.
 
-    outcome: one of PURCHASE_OUTCOMES.
+    Safe inside a transaction: the count waits for the commit (and is dropped by a
+    rollback). The purchases service logs its own money events.
     """
-    PURCHASES.labels(outcome=outcome).inc()
-    logger.info(
-        "purchase",
-        extra={
-            "event": "purchase",
-            "outcome": outcome,
-            "account_id": str(account_id) if account_id else None,
-            "amount_minor": amount_minor,
-        },
-    )
+    transaction.on_commit(lambda: PURCHASES.labels(outcome=outcome).inc())
 
 
 def observe_webhook_event(*, event_type: str, outcome: str) -> None:
-    """For the webhooks app: count a Stripe event by type and outcome (processed, ignored, ...)."""
+    """Count a Stripe webhook delivery by event type and outcome, after dj-stripe's transaction."""
     WEBHOOK_EVENTS.labels(type=event_type[:64], outcome=outcome).inc()
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.identity import Identity
 from accounts.models import Account
 from accounts.services import account_get_or_create
+from billing_site import metrics
 from billing_site.errors import AccountInactive, IdempotencyMismatch, InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
 from ledger.services import ledger_post
@@ -202,6 +203,7 @@ def purchase_create(
             "uses": purchase.uses,
         },
     )
+    metrics.observe_purchase(outcome="created")
     return purchase, created
 
 
@@ -330,6 +332,7 @@ def purchase_credit_from_intent(*, intent: dict[str, Any], event_id: str) -> Led
             "stripe_event": event_id,
         },
     )
+    metrics.observe_purchase(outcome="succeeded")  # counted when dj-stripe's transaction commits
     return entry
 
 
@@ -358,6 +361,7 @@ def purchase_mark_failed(*, intent: dict[str, Any], event_id: str, status: Purch
             "failure": error.get("message", "") if isinstance(error, dict) else "",
         },
     )
+    metrics.observe_purchase(outcome=str(status))
     return purchase
 
 
@@ -426,4 +430,5 @@ def purchase_refund(*, charge: dict[str, Any], event_id: str) -> LedgerEntry | N
             "stripe_event": event_id,
         },
     )
+    metrics.observe_purchase(outcome=str(purchase.status))
     return entry

@@ -551,3 +551,34 @@ def test_reconcile_finds_nothing_wrong_after_purchases_charges_and_refunds(api, 
 
     assert account_of(user).balance_minor == 2000 - 5 * 100 + 3 * 100  # 3 of the 5 charges used free uses
     assert reconcile() == []
+
+
+def test_purchases_and_webhook_deliveries_are_counted_once_committed(
+    deliver, paid, user, django_capture_on_commit_callbacks
+):
+    from prometheus_client import REGISTRY
+
+    def count(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        count("billing_purchases_total", outcome="created"),
+        count("billing_purchases_total", outcome="succeeded"),
+        count("billing_webhook_events_total", type="payment_intent.succeeded", outcome="processed"),
+        count("billing_webhook_events_total", type="other", outcome="rejected"),
+        count("billing_credits_granted_minor_total", kind="purchase"),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        intent = paid(user)
+        assert deliver(make_event("payment_intent.succeeded", intent)).status_code == 200
+        forged = make_event("invoice.paid", intent)
+        assert deliver(forged, signature="t=1,v1=forged").status_code == 400
+
+    after = (
+        count("billing_purchases_total", outcome="created"),
+        count("billing_purchases_total", outcome="succeeded"),
+        count("billing_webhook_events_total", type="payment_intent.succeeded", outcome="processed"),
+        count("billing_webhook_events_total", type="other", outcome="rejected"),
+        count("billing_credits_granted_minor_total", kind="purchase"),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1, 2000]

@@ -22,8 +22,12 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from djstripe.views import ProcessWebhookView
 
+from billing_site import metrics
 from billing_site.middleware import database_unavailable_response
 from purchases.services import PaymentEventNotReady, PaymentEventRejected
+from webhooks.handlers import CHARGE_EVENTS, INTENT_EVENTS
+
+HANDLED_EVENTS = INTENT_EVENTS | CHARGE_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +50,30 @@ def _is_event(body: bytes) -> bool:
     )
 
 
+def _event_type(body: bytes) -> str:
+    """The metrics label: the types we act on by name, any other as "other" (a forged body
+    must not be able to mint new label values)."""
+    try:
+        event: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return "malformed"
+    kind = event.get("type") if isinstance(event, dict) else None
+    return kind if kind in HANDLED_EVENTS else "other"
+
+
+_OUTCOMES = {200: "processed", 400: "rejected", 404: "rejected", 409: "not_ready", 503: "unavailable"}
+
+
 class StripeWebhookView(ProcessWebhookView):
     def post(self, request: HttpRequest, uuid: Any) -> HttpResponse:
+        response = self._process(request, uuid)
+        # After dj-stripe's transaction: by type and outcome (billing_webhook_events_total).
+        metrics.observe_webhook_event(
+            event_type=_event_type(request.body), outcome=_OUTCOMES.get(response.status_code, "error")
+        )
+        return response
+
+    def _process(self, request: HttpRequest, uuid: Any) -> HttpResponse:
         if "x-djstripe-webhook-secret" in request.headers:
             logger.error("stripe webhook with an X-Djstripe-Webhook-Secret header refused")
             return _answer(400, "X-Djstripe-Webhook-Secret is not accepted.", "invalid_webhook")
