@@ -37,6 +37,13 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 # Heartbeat files on tmpfs (a disk-backed /tmp can stall workers under load in containers).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl):
+# several servers on a host would fight over it, and the image's user cannot write $HOME.
+# Off unless GUNICORN_CONTROL_SOCKET names a path.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+if not control_socket:
+    del control_socket
 # Behind a proxy, the real client address for the access log comes from it.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 proxy_allow_ips = forwarded_allow_ips
