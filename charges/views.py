@@ -95,15 +95,11 @@ class ChargeCreateView(APIView):
             )
             return replay_response(duplicate, charge_out(duplicate.original))
         except InsufficientCredits as exc:
-            metrics.observe_charge(
-                result="insufficient", account_id=getattr(exc, "account_id", None), amount_minor=data["amount_minor"]
-            )
+            metrics.observe_charge(result="insufficient", account_id=exc.account_id, amount_minor=data["amount_minor"])
             raise
         except AccountInactive as exc:
             result = "closed" if exc.extra.get("status") == "closed" else "suspended"
-            metrics.observe_charge(
-                result=result, account_id=getattr(exc, "account_id", None), amount_minor=data["amount_minor"]
-            )
+            metrics.observe_charge(result=result, account_id=exc.account_id, amount_minor=data["amount_minor"])
             raise
         except IdempotencyMismatch:
             metrics.observe_charge(result="mismatch", account_id=None, amount_minor=data["amount_minor"])
