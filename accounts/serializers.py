@@ -16,6 +16,7 @@ from billing_site.fields import (
     TextField,
     amount_field,
     identifier,
+    is_storable_text,
     optional_identifier,
 )
 from ledger.models import EntryKind, LedgerEntry
@@ -79,15 +80,11 @@ _OPTIONAL_IDENTIFIERS = ("wa_id", "tenant_id")
 
 def plain_text(value: object, *, allow_blank: bool, max_length: int = 255) -> bool:
     """A string a TextField would keep exactly as it is (no trimming, no error)."""
-    if not isinstance(value, str) or len(value) > max_length or value != value.strip() or "\x00" in value:
+    if not isinstance(value, str) or len(value) > max_length or value != value.strip():
         return False
     if not value and not allow_blank:
         return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return is_storable_text(value)
 
 
 def identity_in_fast(data: object) -> dict[str, Any] | None:

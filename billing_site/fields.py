@@ -15,7 +15,7 @@ MAX_METADATA_DEPTH = 8
 MAX_AMOUNT_MINOR = 10**12
 
 
-def _is_storable_text(value: str) -> bool:
+def is_storable_text(value: str) -> bool:
     """PostgreSQL text holds no NUL and no lone UTF-16 surrogates."""
     if "\x00" in value:
         return False
@@ -35,7 +35,7 @@ class TextField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         value = super().to_internal_value(data)
-        if not _is_storable_text(value):
+        if not is_storable_text(value):
             self.fail("unstorable")
         return value
 
@@ -50,7 +50,7 @@ class LenientEmailField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or len(data) > 254 or not _is_storable_text(data):
+        if not isinstance(data, str) or len(data) > 254 or not is_storable_text(data):
             return ""
         try:
             validate_email(data.strip())
@@ -63,7 +63,7 @@ def _check_json_value(value: Any, depth: int) -> None:
     if depth > MAX_METADATA_DEPTH:
         raise serializers.ValidationError(f"Nested deeper than {MAX_METADATA_DEPTH} levels.")
     if isinstance(value, str):
-        if not _is_storable_text(value):
+        if not is_storable_text(value):
             raise serializers.ValidationError("Strings must be valid UTF-8 without NUL characters.")
     elif isinstance(value, float):
         if not math.isfinite(value):
