@@ -9,7 +9,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     GUNICORN_BIND=0.0.0.0:8000 \
-    FORWARDED_ALLOW_IPS=* \
     PROMETHEUS_MULTIPROC_DIR=/tmp/billing-metrics
 
 WORKDIR /app
@@ -36,6 +35,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "billing_site.healthcheck"]
 
+# Behind a TLS proxy, set FORWARDED_ALLOW_IPS to the proxy's address (never *: any client
+# could then claim HTTPS with X-Forwarded-Proto).
 # gunicorn.conf.py: workers from the CPU count (GUNICORN_WORKERS / WEB_CONCURRENCY override),
 # graceful shutdown on SIGTERM (docker stop), JSON access log.
 CMD ["gunicorn", "-c", "gunicorn.conf.py"]

@@ -20,10 +20,28 @@ from gunicorn import glogging
 wsgi_app = "billing_site.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 quota (containers).
+
+    multiprocessing.cpu_count() counts the host's CPUs: on a 64-core host a container
+    limited to 2 would start 129 workers and exhaust PostgreSQL's connections.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = multiprocessing.cpu_count()
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
 # The database does the waiting, so more workers than cores keep the CPUs busy.
-workers = int(
-    os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1
-)
+workers = int(os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or available_cpus() * 2 + 1)
 worker_class = "sync"
 # Longer than the slowest legitimate request: DB_CONNECT_TIMEOUT_S + DB_STATEMENT_TIMEOUT_MS.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

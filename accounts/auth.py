@@ -10,10 +10,12 @@ against a cached copy of its row. Saving or deleting a key drops the cached copy
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.cache import cache
@@ -66,28 +68,49 @@ OPEN_ACCESS = ApiPrincipal(prefix="none", name="auth disabled", scopes=frozenset
 # A process-local copy in front of the shared cache: with REDIS_URL the shared cache is a
 # network round trip, and every request verifies a key. Revocation deletes the shared
 # entry and this process's copy at once; other processes notice within
-# API_KEY_LOCAL_CACHE_SECONDS (default 5 s). Bounded, so a flood of made-up prefixes
-# cannot grow it without limit.
-_local_keys: dict[str, tuple[float, dict[str, Any]]] = {}
+# API_KEY_LOCAL_CACHE_SECONDS (default 5 s). A bounded LRU: a flood of made-up prefixes
+# cannot grow it, and evicts the least recently used entries, not the keys in use.
+_local_keys: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 _LOCAL_KEYS_MAX = 1024
+_local_lock = threading.Lock()
 
 
 def forget_local_key(prefix: str) -> None:
-    _local_keys.pop(prefix, None)
+    with _local_lock:
+        _local_keys.pop(prefix, None)
 
 
-def _load_key_record(prefix: str) -> dict[str, Any] | None:
+def _local_key_record(prefix: str, now: float) -> dict[str, Any] | None:
+    """This process's unexpired copy of the key's record (or of its absence), if any."""
+    with _local_lock:
+        local = _local_keys.get(prefix)
+        if local is None or local[0] <= now:
+            return None
+        _local_keys.move_to_end(prefix)
+        return local[1]
+
+
+def _remember_local(prefix: str, record: dict[str, Any], expires: float) -> None:
+    with _local_lock:
+        _local_keys[prefix] = (expires, record)
+        _local_keys.move_to_end(prefix)
+        while len(_local_keys) > _LOCAL_KEYS_MAX:
+            _local_keys.popitem(last=False)
+
+
+def _load_key_record(prefix: str, request: Request) -> dict[str, Any] | None:
     ttl = settings.API_KEY_LOCAL_CACHE_SECONDS
     now = time.monotonic()
-    local = _local_keys.get(prefix) if ttl > 0 else None
-    if local is not None and local[0] > now:
-        record = local[1]
-        return None if record.get(_MISSING) else record
-    record = _load_shared_key_record(prefix)
-    if ttl > 0:
-        if len(_local_keys) >= _LOCAL_KEYS_MAX:
-            _local_keys.clear()
-        _local_keys[prefix] = (now + ttl, record)
+    record = _local_key_record(prefix, now) if ttl > 0 else None
+    if record is None:
+        # Only here (a key this process has not seen lately) does a lookup cost a cache
+        # round trip or a query: a client that keeps failing is refused before it.
+        from billing_site.throttling import refuse_if_failing_auth
+
+        refuse_if_failing_auth(request)
+        record = _load_shared_key_record(prefix)
+        if ttl > 0:
+            _remember_local(prefix, record, now + ttl)
     return None if record.get(_MISSING) else record
 
 
@@ -124,6 +147,14 @@ def extract_key(request: Request) -> str | None:
     return None
 
 
+def _failed(request: Request, detail: str, code: str) -> NoReturn:
+    """401, counted against the client: guessing keys soon earns 429s instead of lookups."""
+    from billing_site.throttling import record_auth_failure
+
+    record_auth_failure(request)
+    raise exceptions.AuthenticationFailed(detail, code=code)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Authenticates `X-API-Key: <key>` or `Authorization: Bearer <key>`."""
 
@@ -134,14 +165,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 return OPEN_ACCESS, OPEN_ACCESS
             return None
         prefix, _ = split(key)
-        record = _load_key_record(prefix) if _PREFIX.fullmatch(prefix) else None
+        record = _load_key_record(prefix, request) if _PREFIX.fullmatch(prefix) else None
         if record is None or not _verify(key, record["hashed_key"]):
-            raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+            _failed(request, "Invalid API key.", "invalid_api_key")
         if record["revoked"]:
-            raise exceptions.AuthenticationFailed("API key revoked.", code="api_key_revoked")
+            _failed(request, "API key revoked.", "api_key_revoked")
         expiry: datetime | None = record["expiry_date"]
         if expiry is not None and expiry < timezone.now():
-            raise exceptions.AuthenticationFailed("API key expired.", code="api_key_expired")
+            _failed(request, "API key expired.", "api_key_expired")
         principal = ApiPrincipal(
             prefix=prefix,
             name=record["name"],

@@ -12,12 +12,22 @@ import urllib.error
 import urllib.request
 
 
+def host_header() -> str:
+    """A Host that Django accepts: the first of DJANGO_ALLOWED_HOSTS (127.0.0.1 is often not one)."""
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(","):
+        host = host.strip().lstrip(".")
+        if host and host != "*":
+            return host
+    return "localhost"
+
+
 def main() -> int:
     bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
     port = bind.rsplit(":", 1)[-1] if ":" in bind else "8000"
     url = f"http://127.0.0.1:{port}/health"
+    request = urllib.request.Request(url, headers={"Host": host_header()})
     try:
-        with urllib.request.urlopen(url, timeout=4) as response:
+        with urllib.request.urlopen(request, timeout=4) as response:
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"unhealthy: {url}: {exc}", file=sys.stderr)

@@ -17,14 +17,15 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 
 # A caller's id is kept only if it is short and plain: it goes into logs and headers.
-_ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def request_id_from(header_value: str | None) -> str:
     """The caller's id if it is acceptable, else a new random one."""
-    if header_value and _ACCEPTABLE_ID.match(header_value):
+    # fullmatch: "$" would let a trailing newline through into a response header.
+    if header_value and _ACCEPTABLE_ID.fullmatch(header_value):
         return header_value
     return uuid.uuid4().hex
 

@@ -201,6 +201,8 @@ API_KEY_LOCAL_CACHE_SECONDS = env.int("API_KEY_LOCAL_CACHE_SECONDS", default=5)
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATE_LIMIT_PER_KEY = env.str("RATE_LIMIT_PER_KEY", default="6000/min")
 RATE_LIMIT_PER_USER = env.str("RATE_LIMIT_PER_USER", default="600/min")
+# Failed API-key attempts per client address, before its lookups are refused with 429.
+RATE_LIMIT_AUTH_FAILURES = env.str("RATE_LIMIT_AUTH_FAILURES", default="30/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.auth.ApiKeyAuthentication"],

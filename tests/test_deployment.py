@@ -4,6 +4,7 @@ the HEALTHCHECK command, graceful shutdown, JSON access logs, multiprocess metri
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -132,3 +133,47 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
     assert status == 201, answer
     assert answer["balance_after"] == 400
     assert exit_code == 0
+
+
+def test_the_health_check_sends_a_host_that_django_accepts(monkeypatch):
+    """Behind a real hostname, Host: 127.0.0.1 would be refused (400) and the container marked unhealthy."""
+    import http.server
+    import threading
+
+    from billing_site import healthcheck
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers["Host"])
+            self.send_response(200 if self.headers["Host"] == "billing.example.com" else 400)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("GUNICORN_BIND", f"0.0.0.0:{server.server_address[1]}")
+        monkeypatch.setenv("DJANGO_ALLOWED_HOSTS", "billing.example.com,127.0.0.1")
+        assert healthcheck.main() == 0
+        monkeypatch.setenv("DJANGO_ALLOWED_HOSTS", "*")
+        assert healthcheck.host_header() == "localhost"
+        monkeypatch.setenv("DJANGO_ALLOWED_HOSTS", ".example.com")
+        assert healthcheck.host_header() == "example.com"
+    finally:
+        server.shutdown()
+    assert seen == ["billing.example.com"]
+
+
+def test_workers_follow_the_cpus_this_process_may_use():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", ROOT / "gunicorn.conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+
+    assert 1 <= conf.available_cpus() <= len(os.sched_getaffinity(0))

@@ -123,3 +123,45 @@ def test_with_redis_both_counters_cost_one_round_trip(redis_url, api, user, monk
         statuses = [api.post(CHECK, user, format="json").status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
         cache.clear()
+
+
+@override_settings(RATE_LIMIT_AUTH_FAILURES="3/min")
+def test_a_client_guessing_keys_gets_429_instead_of_lookups(user, django_assert_num_queries):
+    from rest_framework.test import APIClient
+
+    guesser = APIClient()
+    for i in range(3):
+        guesser.credentials(HTTP_X_API_KEY=f"Guess00{i}.secret")
+        assert guesser.post(CHECK, user, format="json").status_code == 401
+
+    guesser.credentials(HTTP_X_API_KEY="Guess009.secret")
+    with django_assert_num_queries(0):
+        response = guesser.post(CHECK, user, format="json")
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+
+
+@override_settings(RATE_LIMIT_PER_USER="2/min", RATE_LIMIT_PER_KEY="1000/min")
+def test_padding_the_identity_with_spaces_does_not_escape_the_per_user_limit(api, user):
+    padded = [
+        user,
+        {**user, "external_id": " " + user["external_id"]},
+        {**user, "external_id": user["external_id"] + "  "},
+    ]
+
+    statuses = [api.post(CHECK, body, format="json").status_code for body in padded]
+
+    assert statuses == [200, 200, 429]
+
+
+@override_settings(API_KEYS_REQUIRED=False, RATE_LIMIT_PER_KEY="2/min", RATE_LIMIT_PER_USER="1000/min")
+def test_without_keys_the_limit_follows_the_socket_peer_not_x_forwarded_for(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    statuses = [
+        client.post(CHECK, user, format="json", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code for i in range(3)
+    ]
+
+    assert statuses == [200, 200, 429]

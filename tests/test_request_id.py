@@ -45,7 +45,7 @@ def test_the_callers_request_id_is_returned(api, user):
     assert response["X-Request-ID"] == "agent-42.req:7"
 
 
-@pytest.mark.parametrize("bad", ["x" * 200, "has space", "new\nline", '"quoted"'])
+@pytest.mark.parametrize("bad", ["x" * 200, "has space", "new\nline", '"quoted"', "trailing-newline\n"])
 def test_an_unusable_request_id_is_replaced(api, user, bad):
     response = api.post("/v1/billing/credits/check", user, format="json", HTTP_X_REQUEST_ID=bad)
 
