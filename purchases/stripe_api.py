@@ -20,10 +20,26 @@ logger = logging.getLogger(__name__)
 # A slow Stripe must not hold a worker for the library's default 80 s.
 STRIPE_TIMEOUT_SECONDS = 15
 STRIPE_NETWORK_RETRIES = 2
+# The stripe library's global client, used by dj-stripe: while processing a webhook its own
+# receivers fetch the PaymentIntent, Charge or PaymentMethod from Stripe inside the webhook's
+# database transaction. Shorter still: that transaction stays open for the whole call.
+GLOBAL_TIMEOUT_SECONDS = 10
+GLOBAL_NETWORK_RETRIES = 1
 NOT_CONFIGURED = (
     "Purchases are unavailable: Stripe is not configured on this billing service "
     "(set STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY and STRIPE_WEBHOOK_SECRET)."
 )
+
+
+def configure_global_client() -> None:
+    """Bound the stripe library's global client (dj-stripe's calls): 10 s, one retry.
+
+    The library's default is an 80 s timeout; dj-stripe calls Stripe from inside the
+    webhook's transaction, so a slow Stripe would hold that transaction (and a worker) open.
+    A timeout fails the delivery (500, rolled back) and Stripe delivers it again later.
+    """
+    stripe.default_http_client = stripe.RequestsClient(timeout=GLOBAL_TIMEOUT_SECONDS)
+    stripe.max_network_retries = GLOBAL_NETWORK_RETRIES
 
 
 def stripe_configured() -> bool:

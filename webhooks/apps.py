@@ -7,4 +7,8 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the dj-stripe receivers (after dj-stripe's own, which are connected first).
+        from purchases.stripe_api import configure_global_client
         from webhooks import handlers  # noqa: F401
+
+        # dj-stripe's receivers call Stripe inside the webhook transaction: bound those calls.
+        configure_global_client()
