@@ -71,3 +71,18 @@ def test_without_a_webhook_secret_it_fails(settings):
 def test_a_base_url_that_is_not_http_fails():
     with pytest.raises(CommandError, match="base-url"):
         run("--base-url", "billing.example.com")
+
+
+def test_it_enforces_signature_validation_on_an_existing_endpoint():
+    import stripe
+    from djstripe.enums import WebhookEndpointValidation
+
+    run("--base-url", "https://billing.example.com")
+    WebhookEndpoint.objects.update(djstripe_validation_method=WebhookEndpointValidation.none, djstripe_tolerance=30000)
+
+    lines = run("--base-url", "https://billing.example.com")
+
+    endpoint = WebhookEndpoint.objects.get()
+    assert lines[0] == "Updated the webhook endpoint: djstripe_tolerance, djstripe_validation_method."
+    assert endpoint.djstripe_validation_method == WebhookEndpointValidation.verify_signature
+    assert endpoint.djstripe_tolerance == stripe.Webhook.DEFAULT_TOLERANCE

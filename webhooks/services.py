@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import stripe
 from django.conf import settings
 from django.urls import reverse
-from djstripe.enums import WebhookEndpointStatus
+from djstripe.enums import WebhookEndpointStatus, WebhookEndpointValidation
 from djstripe.models import Account as StripeAccount
 from djstripe.models import WebhookEndpoint
 from djstripe.settings import djstripe_settings
@@ -33,6 +34,7 @@ def webhook_endpoint_setup(*, base_url: str, secret: str | None = None, dry_run:
     The row is made with the ORM (as dj-stripe's `stripe_listen` does), not through
     Stripe's API: the operator registers the URL in Stripe's dashboard and gives us its
     signing secret. The endpoint keeps its UUID across runs, so the URL never changes.
+    Signature validation (method and tolerance) is set on every run.
     """
     secret = settings.STRIPE_WEBHOOK_SECRET if secret is None else secret
     if not secret:
@@ -47,6 +49,10 @@ def webhook_endpoint_setup(*, base_url: str, secret: str | None = None, dry_run:
         "enabled_events": ["*"],
         "status": WebhookEndpointStatus.enabled,
         "livemode": bool(settings.STRIPE_LIVE_MODE),
+        # Enforced on every run: a row switched to "none" would accept unsigned events,
+        # and a larger tolerance would accept replays of old deliveries.
+        "djstripe_validation_method": WebhookEndpointValidation.verify_signature,
+        "djstripe_tolerance": stripe.Webhook.DEFAULT_TOLERANCE,
     }
     changed = [name for name, value in wanted.items() if getattr(endpoint, name, None) != value]
     for name, value in wanted.items():

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = (
         "Create or update dj-stripe's webhook endpoint from STRIPE_WEBHOOK_SECRET (idempotent) "
         "and print the URL to register in Stripe's dashboard (events: payment_intent.succeeded, "
-        "payment_intent.payment_failed, payment_intent.canceled, charge.refunded)."
+        "payment_intent.payment_failed, payment_intent.canceled, charge.refunded, charge.dispute.created)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
