@@ -582,3 +582,29 @@ def test_purchases_and_webhook_deliveries_are_counted_once_committed(
         count("billing_credits_granted_minor_total", kind="purchase"),
     )
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1, 2000]
+
+
+# --- X-Forwarded-For ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forwarded", ["not-an-ip, 1.2.3.4", "", " , 1.2.3.4", "fe80::1%eth0", "1.2.3.999"])
+def test_an_unusable_forwarded_for_is_dropped_not_a_500(deliver, forwarded):
+    event = make_event("payment_intent.succeeded", {"id": "pi_x"})
+
+    response = deliver(event, signature="t=1,v1=forged", HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_signature"
+    assert WebhookEventTrigger.objects.get().remote_ip == "127.0.0.1", "REMOTE_ADDR instead"
+
+
+@pytest.mark.parametrize(
+    "forwarded,stored",
+    [("1.2.3.4, 10.0.0.1", "1.2.3.4"), ("1.2.3.4:8080", "1.2.3.4"), ("[2001:db8::1]:443", "2001:db8::1")],
+)
+def test_a_usable_forwarded_for_is_kept(deliver, forwarded, stored):
+    deliver(
+        make_event("payment_intent.succeeded", {"id": "pi_x"}), signature="t=1,v1=x", HTTP_X_FORWARDED_FOR=forwarded
+    )
+
+    assert WebhookEventTrigger.objects.get().remote_ip == stored

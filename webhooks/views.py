@@ -7,6 +7,8 @@ receivers in webhooks.handlers inside one transaction. This wrapper adds:
   verify the signature against that header's secret, so anyone could forge events;
 - 400 when a verified event matches no purchase of ours (PaymentEventRejected): nothing is
   credited, the delivery is stored with the reason, an error is logged;
+- an X-Forwarded-For whose first address is not an IP address is dropped before dj-stripe
+  stores the delivery (its IP column would fail the request with a 500);
 - 409 when an event came before the one it depends on (a refund before its credit), and
   500 for any other failure: everything is rolled back and Stripe delivers again later.
   Never a 200 with nothing credited.
@@ -14,12 +16,14 @@ receivers in webhooks.handlers inside one transaction. This wrapper adds:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from djstripe.models.webhooks import _strip_port
 from djstripe.views import ProcessWebhookView
 
 from billing_site import metrics
@@ -61,6 +65,29 @@ def _event_type(body: bytes) -> str:
     return kind if kind in HANDLED_EVENTS else "other"
 
 
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return "%" not in value  # a zone index ("fe80::1%eth0") fits no inet column
+
+
+def _drop_unusable_forwarded_for(request: HttpRequest) -> None:
+    """dj-stripe stores the first X-Forwarded-For address in an IP column: anything else
+    there (a forged "not-an-ip") would fail the request. Without the header dj-stripe
+    falls back to REMOTE_ADDR, the peer that really connected."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    if forwarded is None:
+        return
+    # The same parsing as dj-stripe's get_remote_ip (first address, port stripped).
+    if forwarded and _is_ip(_strip_port(forwarded.split(",")[0])):
+        return
+    logger.warning("stripe webhook with an unusable X-Forwarded-For dropped", extra={"forwarded_for": forwarded[:200]})
+    del request.META["HTTP_X_FORWARDED_FOR"]
+    request.__dict__.pop("headers", None)  # the cached view of META
+
+
 _OUTCOMES = {200: "processed", 400: "rejected", 404: "rejected", 409: "not_ready", 503: "unavailable"}
 
 
@@ -74,6 +101,7 @@ class StripeWebhookView(ProcessWebhookView):
         return response
 
     def _process(self, request: HttpRequest, uuid: Any) -> HttpResponse:
+        _drop_unusable_forwarded_for(request)
         if "x-djstripe-webhook-secret" in request.headers:
             logger.error("stripe webhook with an X-Djstripe-Webhook-Secret header refused")
             return _answer(400, "X-Djstripe-Webhook-Secret is not accepted.", "invalid_webhook")
