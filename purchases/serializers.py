@@ -6,7 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from accounts.serializers import IdentityIn
-from billing_site.fields import optional_identifier
+from billing_site.fields import StrictIntegerField, optional_identifier
 from purchases.models import Purchase, PurchaseStatus
 from purchases.services import MAX_QUANTITY
 
@@ -14,7 +14,7 @@ from purchases.services import MAX_QUANTITY
 class PurchaseIn(IdentityIn):
     """The guide's purchase request (identity and customer_email); return_url is accepted and ignored."""
 
-    quantity = serializers.IntegerField(
+    quantity = StrictIntegerField(
         min_value=1, max_value=MAX_QUANTITY, required=False, default=1, help_text="Packs to buy (default 1)."
     )
     idempotency_key = optional_identifier(

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.identity import Identity
@@ -30,7 +31,7 @@ from accounts.services import account_get_or_create
 from billing_site import metrics
 from billing_site.errors import AccountInactive, IdempotencyMismatch, InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
-from ledger.services import ledger_post
+from ledger.services import MAX_BALANCE_MINOR, ledger_post
 from purchases import stripe_api
 from purchases.models import Purchase, PurchaseStatus
 
@@ -44,11 +45,12 @@ FINAL_STATUSES = frozenset(
 
 
 class PaymentEventRejected(Exception):
-    """A (verified) Stripe event that does not match a purchase we made: nothing is credited.
+    """A (verified) Stripe event about a purchase of ours that disagrees with it: nothing is credited.
 
     The webhook answers 400. Stripe signed it, so this is our data disagreeing with
-    Stripe's (an unknown PaymentIntent, another account's purchase, a changed amount):
-    an operator must look, hence logged as an error.
+    Stripe's (metadata naming our purchase with an unknown PaymentIntent, another account's
+    purchase, a changed amount): an operator must look, hence logged as an error. Events
+    about payments that are not ours at all are not refused (see `payment_is_ours`).
     """
 
 
@@ -117,8 +119,33 @@ def _purchase_row(
     return purchase, True
 
 
+def _check_room_for_credit(*, account: Account, pack: Pack) -> None:
+    """Refuse a purchase whose credit could never be added (the balance column's limit).
+
+    Counted with the credit of the account's other purchases still waiting for payment:
+    once paid, ledger_post would refuse the credit and the webhook would fail forever.
+    """
+    pending = (
+        Purchase.objects.filter(account=account, credited_at__isnull=True)
+        .exclude(status__in=[PurchaseStatus.FAILED, PurchaseStatus.CANCELED])
+        .aggregate(total=Sum("credit_minor"))["total"]
+        or 0
+    )
+    if account.balance_minor + pending + pack.credit_minor > MAX_BALANCE_MINOR:
+        raise InvalidOperation("This purchase would take the account past the largest balance it can hold.")
+
+
 def _stripe_customer(*, account: Account, purchase: Purchase, email: str) -> str:
-    """The account's Stripe Customer (created once, when an email is first given)."""
+    """The account's Stripe Customer (created once, when an email is first given).
+
+    Saved on the Purchase as soon as it exists, before the intent is created: a retry of
+    this purchase (after a timeout) reuses it instead of asking Stripe again with the same
+    idempotency key and, say, another email, which Stripe refuses.
+    """
+    if purchase.stripe_customer_id:
+        if email and email != purchase.customer_email:
+            stripe_api.customer_update_email(customer_id=purchase.stripe_customer_id, email=email)
+        return purchase.stripe_customer_id
     previous = (
         Purchase.objects.filter(account=account)
         .exclude(stripe_customer_id="")
@@ -132,9 +159,13 @@ def _stripe_customer(*, account: Account, purchase: Purchase, email: str) -> str
         return previous["stripe_customer_id"]
     if not email:
         return ""
-    return stripe_api.customer_create(
+    customer_id = stripe_api.customer_create(
         email=email, account_id=str(account.pk), idempotency_key=f"ciris-customer-{purchase.pk}"
     )
+    Purchase.objects.filter(pk=purchase.pk, stripe_customer_id="").update(
+        stripe_customer_id=customer_id, updated_at=timezone.now()
+    )
+    return customer_id
 
 
 def purchase_create(
@@ -145,13 +176,17 @@ def purchase_create(
     Returns (purchase, created). With an idempotency key, a retry returns the purchase the
     first request made (created False) instead of a second payment; the same key with
     another quantity is IdempotencyMismatch. Raises ServiceUnavailable (503) when Stripe is
-    not configured, before anything is written, or when Stripe cannot be reached.
+    not configured, before anything is written, or when Stripe cannot be reached, and
+    InvalidOperation (422, nothing written) when the credit would not fit the balance.
     """
     stripe_api.require_stripe()
     pack = pack_for(quantity=quantity)
     account, _ = account_get_or_create(identity=identity, actor=actor)
     if not account.is_active:
         raise AccountInactive(f"Account {account.status}", extra={"status": account.status})
+    keyed = Purchase.objects.filter(account=account, idempotency_key=idempotency_key)
+    if idempotency_key is None or not keyed.exists():  # a retry gets its purchase back
+        _check_room_for_credit(account=account, pack=pack)
 
     purchase, created = _purchase_row(
         account=account, pack=pack, email=identity.email, idempotency_key=idempotency_key, actor=actor

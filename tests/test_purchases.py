@@ -165,6 +165,59 @@ def test_a_retry_after_stripe_was_unreachable_completes_the_same_purchase(
     assert Purchase.objects.get().stripe_payment_intent_id == response.json()["payment_id"]
 
 
+def test_a_retry_with_another_email_after_a_timeout_reuses_the_customer(api, user, localstripe, monkeypatch):
+    from billing_site.errors import ServiceUnavailable
+    from purchases import stripe_api
+
+    create_intent = stripe_api.payment_intent_create
+
+    def timed_out(**kwargs):
+        raise ServiceUnavailable("The payment provider is unavailable, retry shortly.", retry_after=30)
+
+    monkeypatch.setattr(stripe_api, "payment_intent_create", timed_out)
+    assert buy(api, user, idempotency_key="buy-1", customer_email="first@example.com").status_code == 503
+    customer_id = Purchase.objects.get().stripe_customer_id
+    assert customer_id, "saved before the intent is created"
+
+    def refused(**kwargs):
+        # Stripe: the customer's idempotency key was already used with other parameters.
+        raise ServiceUnavailable("The payment provider refused the request; the operator has been alerted.")
+
+    monkeypatch.setattr(stripe_api, "payment_intent_create", create_intent)
+    monkeypatch.setattr(stripe_api, "customer_create", refused)
+    response = buy(api, user, idempotency_key="buy-1", customer_email="second@example.com")
+
+    assert response.status_code == 200, response.content
+    intent = localstripe.get(f"/v1/payment_intents/{response.json()['payment_id']}")
+    assert intent["customer"] == customer_id
+    assert localstripe.get(f"/v1/customers/{customer_id}")["email"] == "second@example.com"
+
+
+def test_a_purchase_whose_credit_would_not_fit_the_balance_is_422_and_writes_nothing(api, user, localstripe):
+    from ledger.services import MAX_BALANCE_MINOR
+
+    account = funded_account(user)
+    Account.objects.filter(pk=account.pk).update(balance_minor=MAX_BALANCE_MINOR - 1999)
+
+    response = buy(api, user)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["code"] == "invalid"
+    assert not Purchase.objects.exists()
+
+
+def test_purchases_waiting_for_payment_count_towards_the_limit(api, user, localstripe):
+    from ledger.services import MAX_BALANCE_MINOR
+
+    account = funded_account(user)
+    Account.objects.filter(pk=account.pk).update(balance_minor=MAX_BALANCE_MINOR - 3000)
+    assert buy(api, user, idempotency_key="first").status_code == 201
+
+    assert buy(api, user).status_code == 422
+    assert buy(api, user, idempotency_key="first").status_code == 200, "a retry still gets its purchase"
+    assert Purchase.objects.count() == 1
+
+
 @pytest.mark.parametrize("status", [AccountStatus.SUSPENDED, AccountStatus.CLOSED])
 def test_a_suspended_or_closed_account_cannot_buy(api, user, localstripe, status):
     account = funded_account(user)
@@ -199,6 +252,9 @@ INVALID = [
     ("quantity too many", {"quantity": 51}),
     ("quantity a string", {"quantity": "lots"}),
     ("quantity a float", {"quantity": 1.5}),
+    ("quantity a numeric string", {"quantity": "2"}),
+    ("quantity a whole float", {"quantity": 2.0}),
+    ("quantity a boolean", {"quantity": True}),
     ("external id missing", {"external_id": None}),
     ("provider blank", {"oauth_provider": ""}),
     ("key oversized", {"idempotency_key": "k" * 256}),
