@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings
+from djstripe.models import Event
 
 from accounts.models import Account
 from ledger.models import EntryKind, LedgerEntry
@@ -203,3 +204,53 @@ def test_concurrent_retries_of_one_purchase_make_one_purchase(live_server, user,
     assert sorted(r.status_code for r in answers) == [200] * 7 + [201]
     purchase = Purchase.objects.get(account__external_id=user["external_id"])
     assert {r.json()["payment_id"] for r in answers} == {purchase.stripe_payment_intent_id}
+
+
+@pytest.mark.concurrency
+def test_distinct_new_events_for_one_intent_delivered_concurrently_credit_once(http, user, localstripe, stripe_webhook):
+    # Not a replay of a stored event (which dj-stripe answers without calling us): eight
+    # distinct event ids, each one new, so each reaches our receiver and its locks.
+    localstripe.register_webhook(name=WEBHOOK_NAME, url="http://127.0.0.1:9/", secret="whsec_unused")
+    payment_id = http("POST", "/v1/billing/purchases", user).json()["payment_id"]
+    localstripe.pay(payment_id)
+    intent = localstripe.get(f"/v1/payment_intents/{payment_id}")
+    events = [make_event("payment_intent.succeeded", intent) for _ in range(8)]
+
+    statuses = post_concurrently(stripe_webhook.url, [encode(e) for e in events])
+
+    assert statuses == [200] * 8
+    assert Event.objects.filter(id__in=[e["id"] for e in events]).count() == 8, "every event was processed"
+    [entry] = LedgerEntry.objects.filter(kind=EntryKind.PURCHASE, purchase__stripe_payment_intent_id=payment_id)
+    assert entry.actor in {f"stripe:{e['id']}" for e in events}
+    assert Account.objects.get(external_id=user["external_id"]).balance_minor == 2000
+
+
+@pytest.mark.concurrency
+def test_a_succeeded_event_and_its_refund_arriving_concurrently_end_refunded(http, user, localstripe, stripe_webhook):
+    localstripe.register_webhook(name=WEBHOOK_NAME, url="http://127.0.0.1:9/", secret="whsec_unused")
+    payment_id = http("POST", "/v1/billing/purchases", user).json()["payment_id"]
+    localstripe.pay(payment_id)
+    intent = localstripe.get(f"/v1/payment_intents/{payment_id}")
+    localstripe.client.v1.refunds.create(params={"payment_intent": payment_id})
+    latest = localstripe.get(f"/v1/payment_intents/{payment_id}")["latest_charge"]
+    charge = localstripe.get(f"/v1/charges/{latest['id'] if isinstance(latest, dict) else latest}")
+    succeeded = [encode(make_event("payment_intent.succeeded", intent)) for _ in range(3)]
+    refunded = [encode(make_event("charge.refunded", charge)) for _ in range(3)]
+
+    statuses = post_concurrently(
+        stripe_webhook.url, [b for pair in zip(succeeded, refunded, strict=True) for b in pair]
+    )
+
+    assert statuses[0::2] == [200] * 3
+    assert set(statuses[1::2]) <= {200, 409}, "a refund before its credit asks Stripe to retry"
+    # Stripe delivers a refused refund again: once the credit is in, it applies.
+    retried = [refunded[i] for i, status in enumerate(statuses[1::2]) if status == 409]
+    assert post_concurrently(stripe_webhook.url, retried) == [200] * len(retried)
+    account = Account.objects.get(external_id=user["external_id"])
+    assert account.balance_minor == 0
+    assert LedgerEntry.objects.filter(kind=EntryKind.PURCHASE, account=account).count() == 1
+    [refund] = LedgerEntry.objects.filter(kind=EntryKind.REFUND, account=account)
+    assert refund.balance_delta_minor == -2000
+    purchase = Purchase.objects.get(stripe_payment_intent_id=payment_id)
+    assert (purchase.status, purchase.refunded_minor) == (PurchaseStatus.REFUNDED, 500)
+    assert sum(e.balance_delta_minor for e in LedgerEntry.objects.filter(account=account)) == 0
