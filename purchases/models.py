@@ -37,7 +37,13 @@ class Purchase(models.Model):
     uses = models.IntegerField()
     # Credit units the purchase adds to the balance (uses times the use price, fixed at purchase time).
     credit_minor = models.BigIntegerField()
+    # Cumulative amount Stripe refunded (the charge's amount_refunded, as last applied).
     refunded_minor = models.BigIntegerField(default=0)
+    # Amount taken back by a chargeback (charge.dispute.created); Stripe allows one per charge.
+    disputed_minor = models.BigIntegerField(default=0)
+    # `created` (epoch seconds) of the newest refund event applied: an older charge state
+    # arriving late must not undo a newer one (purchases.services.purchase_refund).
+    refund_event_created = models.BigIntegerField(default=0)
     status = models.CharField(max_length=32, choices=PurchaseStatus.choices, default=PurchaseStatus.CREATED)
     customer_email = models.CharField(max_length=254, blank=True, default="")
     # The Stripe Customer that carries the buyer's email (receipts); one per account, reused.
@@ -58,6 +64,7 @@ class Purchase(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="purchase_amount_gt_0"),
             models.CheckConstraint(condition=models.Q(refunded_minor__gte=0), name="purchase_refunded_gte_0"),
+            models.CheckConstraint(condition=models.Q(disputed_minor__gte=0), name="purchase_disputed_gte_0"),
         ]
 
     def __str__(self) -> str:

@@ -26,7 +26,9 @@ STATUS_EXAMPLE = {
     "amount_minor": 500,
     "currency": "USD",
     "uses_purchased": 20,
+    "credits_refunded": 0,
     "refunded_minor": 0,
+    "disputed_minor": 0,
     "created_at": "2025-01-08T12:34:56.789Z",
     "credited_at": "2025-01-08T12:35:10.123Z",
 }

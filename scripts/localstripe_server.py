@@ -6,7 +6,10 @@ requirements-localstripe.txt), never the app's. Compared with localstripe's own 
 - keeps its state in memory (the CLI reads and writes /tmp/localstripe.pickle, shared by
   every run on the machine);
 - answers GET /v1/account, which real Stripe has and dj-stripe calls while storing a
-  webhook (without it every delivery fails with a 500).
+  webhook (without it every delivery fails with a 500);
+- answers GET /v1/disputes/<id> as Stripe does for a dispute it does not know (404,
+  resource_missing): localstripe has no disputes, tests sign `charge.dispute.created`
+  themselves, and dj-stripe, which fetches the dispute, then skips it as absent.
 
 Usage: .venv-localstripe/bin/python scripts/localstripe_server.py --port 18120
 """
@@ -47,6 +50,17 @@ async def account(request: web.Request) -> web.Response:
     return web.json_response(TEST_ACCOUNT)
 
 
+async def no_such_dispute(request: web.Request) -> web.Response:
+    dispute_id = request.match_info["id"]
+    error = {
+        "type": "invalid_request_error",
+        "code": "resource_missing",
+        "param": "id",
+        "message": f"No such dispute: '{dispute_id}'",
+    }
+    return web.json_response({"error": error}, status=404)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -56,6 +70,7 @@ def main() -> None:
     # In memory only: no pickle file shared between runs (or between engineers).
     resources.Store.dump_to_disk = lambda self: None
     app.router.add_get("/v1/account", account)
+    app.router.add_get("/v1/disputes/{id}", no_such_dispute)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     print(f"localstripe listening on http://{args.host}:{args.port}", flush=True)

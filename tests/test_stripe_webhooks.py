@@ -248,8 +248,8 @@ def test_an_unknown_webhook_endpoint_is_404(client):
     assert response.status_code == 404
 
 
-def test_an_unknown_payment_intent_is_400_and_logged_as_an_error(deliver, paid, user, caplog):
-    intent = {**paid(user), "id": "pi_notours000000"}
+def test_an_unknown_payment_intent_naming_our_purchase_is_400_and_logged_as_an_error(deliver, paid, user, caplog):
+    intent = {**paid(user), "id": "pi_notours000000"}  # the metadata still names our purchase
 
     with caplog.at_level(logging.ERROR):
         response = deliver(make_event("payment_intent.succeeded", intent))
@@ -393,7 +393,7 @@ def test_a_late_failure_never_undoes_a_success(deliver, paid, user):
     assert account_of(user).balance_minor == 2000
 
 
-def test_a_failure_event_for_an_unknown_intent_is_400(deliver, paid, user):
+def test_a_failure_event_for_an_unknown_intent_naming_our_purchase_is_400(deliver, paid, user):
     intent = {**paid(user), "id": "pi_notours000000"}
 
     assert deliver(make_event("payment_intent.payment_failed", intent)).status_code == 400
@@ -510,8 +510,10 @@ def test_a_refund_before_the_credit_asks_stripe_to_retry(deliver, paid, refund, 
     assert Purchase.objects.get(stripe_payment_intent_id=payment_id).refunded_minor == 0
 
 
-def test_a_refund_for_an_unknown_payment_intent_is_400(deliver, credited, refund, user):
-    charge = {**refund(credited(user)), "payment_intent": "pi_notours000000"}
+def test_a_refund_naming_our_purchase_with_an_unknown_payment_intent_is_400(deliver, credited, refund, user):
+    payment_id = credited(user)
+    purchase = Purchase.objects.get(stripe_payment_intent_id=payment_id)
+    charge = {**refund(payment_id), "payment_intent": "pi_notours000000", "metadata": {"purchase_id": str(purchase.pk)}}
 
     assert deliver(make_event("charge.refunded", charge)).status_code == 400
     assert refunds_of(user) == []
@@ -584,6 +586,89 @@ def test_purchases_and_webhook_deliveries_are_counted_once_committed(
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1, 2000]
 
 
+def test_a_failure_while_crediting_that_is_not_the_one_credit_constraint_is_500(deliver, paid, user, monkeypatch):
+    from django.db import IntegrityError
+
+    event = make_event("payment_intent.succeeded", paid(user))
+
+    def broken(**kwargs):
+        raise IntegrityError('duplicate key value violates unique constraint "ledger_unique_account_idempotency_key"')
+
+    monkeypatch.setattr("purchases.services.ledger_post", broken)
+    response = deliver(event)
+
+    assert response.status_code == 500, "never a 200 with nothing credited"
+    assert_nothing_credited(user)
+    assert not Event.objects.filter(id=event["id"]).exists()
+
+
+# --- Payments that are not ours (the Stripe account takes other payments too) --------------
+
+
+@pytest.fixture
+def foreign_intent(localstripe):
+    """A payment on the same Stripe account made by someone else: no metadata of ours."""
+
+    def make(*, pay=True):
+        intent = localstripe.client.v1.payment_intents.create(
+            params={"amount": 1234, "currency": "usd", "payment_method_types": ["card"], "metadata": {"order": "42"}}
+        )
+        if pay:
+            localstripe.pay(intent.id)
+        return localstripe.get(f"/v1/payment_intents/{intent.id}")
+
+    return make
+
+
+def foreign_charge(localstripe, intent):
+    localstripe.client.v1.refunds.create(params={"payment_intent": intent["id"]})
+    latest = localstripe.get(f"/v1/payment_intents/{intent['id']}")["latest_charge"]
+    return localstripe.get(f"/v1/charges/{latest['id'] if isinstance(latest, dict) else latest}")
+
+
+@pytest.mark.parametrize("event_type", ["payment_intent.succeeded", "payment_intent.payment_failed"])
+def test_an_intent_that_is_not_ours_is_200_stored_logged_and_ignored(deliver, foreign_intent, user, caplog, event_type):
+    event = make_event(event_type, foreign_intent())
+
+    with caplog.at_level(logging.ERROR):
+        response = deliver(event)
+
+    assert response.status_code == 200, response.content
+    assert "not ours, ignored" in caplog.text
+    assert Event.objects.filter(id=event["id"]).exists(), "dj-stripe stores it"
+    assert not LedgerEntry.objects.exists()
+    assert not Purchase.objects.exists()
+
+
+def test_a_canceled_intent_that_is_not_ours_is_200(deliver, foreign_intent, localstripe):
+    intent = foreign_intent(pay=False)
+    canceled = localstripe.client.v1.payment_intents.cancel(intent["id"]).to_dict()
+
+    assert deliver(make_event("payment_intent.canceled", canceled)).status_code == 200
+
+
+def test_a_refund_that_is_not_ours_is_200_and_takes_nothing(
+    deliver, credited, foreign_intent, localstripe, user, caplog
+):
+    credited(user)
+    charge = foreign_charge(localstripe, foreign_intent())
+
+    with caplog.at_level(logging.ERROR):
+        response = deliver(make_event("charge.refunded", charge))
+
+    assert response.status_code == 200, response.content
+    assert "not ours, ignored" in caplog.text
+    assert refunds_of(user) == []
+    assert account_of(user).balance_minor == 2000
+
+
+def test_metadata_naming_no_purchase_of_ours_is_not_ours(deliver, foreign_intent, localstripe):
+    intent = {**foreign_intent(), "metadata": {"purchase_id": "00000000-0000-0000-0000-000000000000"}}
+
+    assert deliver(make_event("payment_intent.succeeded", intent)).status_code == 200
+    assert not LedgerEntry.objects.exists()
+
+
 # --- X-Forwarded-For ------------------------------------------------------------------------
 
 
@@ -608,3 +693,148 @@ def test_a_usable_forwarded_for_is_kept(deliver, forwarded, stored):
     )
 
     assert WebhookEventTrigger.objects.get().remote_ip == stored
+
+
+# --- Refunds in the status endpoint, failed refunds, chargebacks -----------------------------
+
+
+def test_the_status_after_a_full_refund_shows_it(api, deliver, credited, refund, user):
+    payment_id = credited(user)
+    deliver(make_event("charge.refunded", refund(payment_id)))
+
+    status = api.get(f"/v1/billing/purchases/{payment_id}/status").json()
+
+    assert status["status"] == "refunded"
+    assert status["succeeded"] is False
+    assert (status["credits_added"], status["credits_refunded"], status["balance_after"]) == (0, 20, 0)
+    assert status["refunded_minor"] == 500
+
+
+def test_the_status_after_a_partial_refund_shows_the_net_credit(api, deliver, credited, refund, user):
+    payment_id = credited(user)
+    deliver(make_event("charge.refunded", refund(payment_id, amount=125)))
+
+    status = api.get(f"/v1/billing/purchases/{payment_id}/status").json()
+
+    assert status["status"] == "partially_refunded"
+    assert status["succeeded"] is True
+    assert (status["credits_added"], status["credits_refunded"], status["balance_after"]) == (15, 5, 15)
+
+
+def failed_refund_event(charge, *, amount_refunded, seconds_later=1):
+    event = make_event("charge.refunded", {**charge, "amount_refunded": amount_refunded})
+    event["created"] += seconds_later
+    return event
+
+
+def test_a_failed_refund_gives_the_credit_back_once(deliver, credited, refund, user):
+    payment_id = credited(user)
+    charge = refund(payment_id, amount=250)
+    assert deliver(make_event("charge.refunded", charge)).status_code == 200
+    assert account_of(user).balance_minor == 1000
+
+    failed = failed_refund_event(charge, amount_refunded=0)
+    again = failed_refund_event(charge, amount_refunded=0)
+    assert [deliver(e).status_code for e in (failed, failed, again)] == [200, 200, 200]
+
+    assert account_of(user).balance_minor == 2000
+    assert [e.balance_delta_minor for e in refunds_of(user)] == [-1000, 1000]
+    purchase = Purchase.objects.get(stripe_payment_intent_id=payment_id)
+    assert (purchase.refunded_minor, purchase.status) == (0, PurchaseStatus.SUCCEEDED)
+
+
+def test_an_older_refund_state_arriving_late_is_ignored(deliver, credited, refund, user):
+    payment_id = credited(user)
+    first = make_event("charge.refunded", refund(payment_id, amount=125))
+    second = make_event("charge.refunded", refund(payment_id, amount=125))
+    first["created"] -= 5
+
+    assert deliver(second).status_code == 200
+    assert deliver(first).status_code == 200
+
+    assert account_of(user).balance_minor == 1000
+    assert Purchase.objects.get(stripe_payment_intent_id=payment_id).refunded_minor == 250
+
+
+def test_a_failed_refund_returns_only_what_was_really_taken(api, deliver, credited, refund, user):
+    payment_id = credited(user)
+    for i in range(3 + 15):  # 500 of 2000 left
+        api.post("/v1/billing/charges", charge_body(user, f"k{i}"), format="json")
+    charge = refund(payment_id)
+    deliver(make_event("charge.refunded", charge))
+    assert account_of(user).balance_minor == 0
+
+    deliver(failed_refund_event(charge, amount_refunded=0))
+
+    assert account_of(user).balance_minor == 500, "the 1500 shortfall was never taken"
+    account = account_of(user)
+    assert sum(e.balance_delta_minor for e in LedgerEntry.objects.filter(account=account)) == account.balance_minor
+
+
+def dispute_of(localstripe, payment_id, *, amount=500, currency="usd"):
+    latest = localstripe.get(f"/v1/payment_intents/{payment_id}")["latest_charge"]
+    return {
+        "id": f"dp_test{payment_id[-12:]}",
+        "object": "dispute",
+        "amount": amount,
+        "currency": currency,
+        "charge": latest["id"] if isinstance(latest, dict) else latest,
+        "payment_intent": payment_id,
+        "reason": "fraudulent",
+        "status": "needs_response",
+        "metadata": {},
+    }
+
+
+def test_a_chargeback_takes_the_credit_back_once(api, deliver, credited, localstripe, user):
+    payment_id = credited(user)
+    dispute = dispute_of(localstripe, payment_id)
+
+    responses = [deliver(make_event("charge.dispute.created", dispute)) for _ in range(2)]
+
+    assert [r.status_code for r in responses] == [200, 200]
+    assert account_of(user).balance_minor == 0
+    [entry] = refunds_of(user)
+    assert entry.balance_delta_minor == -2000
+    assert entry.details["dispute"] == dispute["id"]
+    status = api.get(f"/v1/billing/purchases/{payment_id}/status").json()
+    assert (status["status"], status["succeeded"], status["credits_added"]) == ("refunded", False, 0)
+    assert status["disputed_minor"] == 500
+
+
+def test_a_chargeback_of_spent_credit_stops_at_zero(api, deliver, credited, localstripe, user):
+    payment_id = credited(user)
+    for i in range(3 + 15):
+        api.post("/v1/billing/charges", charge_body(user, f"k{i}"), format="json")
+
+    deliver(make_event("charge.dispute.created", dispute_of(localstripe, payment_id)))
+
+    assert account_of(user).balance_minor == 0
+    [entry] = refunds_of(user)
+    assert (entry.balance_delta_minor, entry.details["shortfall_minor"]) == (-500, 1500)
+
+
+def test_a_chargeback_after_a_partial_refund_takes_only_the_rest(deliver, credited, refund, localstripe, user):
+    payment_id = credited(user)
+    deliver(make_event("charge.refunded", refund(payment_id, amount=125)))
+
+    deliver(make_event("charge.dispute.created", dispute_of(localstripe, payment_id, amount=375)))
+
+    assert account_of(user).balance_minor == 0
+    assert [e.balance_delta_minor for e in refunds_of(user)] == [-500, -1500]
+
+
+def test_a_chargeback_in_another_currency_is_400(deliver, credited, localstripe, user):
+    payment_id = credited(user)
+
+    response = deliver(make_event("charge.dispute.created", dispute_of(localstripe, payment_id, currency="eur")))
+
+    assert response.status_code == 400
+    assert account_of(user).balance_minor == 2000
+
+
+def test_a_chargeback_that_is_not_ours_is_200(deliver, foreign_intent, localstripe):
+    dispute = dispute_of(localstripe, foreign_intent()["id"], amount=1234)
+
+    assert deliver(make_event("charge.dispute.created", dispute)).status_code == 200
+    assert not LedgerEntry.objects.exists()

@@ -5,8 +5,10 @@ receivers in webhooks.handlers inside one transaction. This wrapper adds:
 - 400 for a body that is not a Stripe event object at all (dj-stripe would 500 on some);
 - 400 for a request carrying X-Djstripe-Webhook-Secret: with DEBUG on, dj-stripe would
   verify the signature against that header's secret, so anyone could forge events;
-- 400 when a verified event matches no purchase of ours (PaymentEventRejected): nothing is
-  credited, the delivery is stored with the reason, an error is logged;
+- 400 when a verified event is about a purchase of ours but disagrees with it (another
+  account, amount or currency: PaymentEventRejected): nothing is credited, the delivery is
+  stored with the reason, an error is logged. An event about a payment that is not ours
+  (no purchase_id of ours, an unknown PaymentIntent) is 200: stored, logged, ignored;
 - an X-Forwarded-For whose first address is not an IP address is dropped before dj-stripe
   stores the delivery (its IP column would fail the request with a 500);
 - 409 when an event came before the one it depends on (a refund before its credit), and
