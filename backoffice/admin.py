@@ -518,6 +518,11 @@ class ApiKeyAdmin(APIKeyModelAdmin):
     fields = ["name", "prefix", "scopes", "tenant_id", "expiry_date", "revoked"]
     actions = ["revoke_keys"]
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # The form refuses the admin scope unless the user may grant credits themselves.
+        return type(form.__name__, (form,), {"may_grant_credits": request.user.has_perm(GRANT_PERMISSION)})
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A revoked key is history: it can be viewed, not edited or revived.
         if obj is not None and obj.revoked:
