@@ -237,10 +237,22 @@ class AccountAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _action_applies(name: str, account: Account) -> bool:
-        if account.status == AccountStatus.CLOSED:
-            return name in ("grant-credits",)  # an adjustment may still settle a closed account
+        return AccountAdmin._refusal(name, account) is None
+
+    @staticmethod
+    def _refusal(name: str, account: Account) -> str | None:
+        """Why this action cannot apply to the account (the services' own words), or None."""
         target = STATUS_FOR_ACTION.get(name)
-        return target is None or target != account.status
+        if target is not None:
+            if account.status == target:
+                return f"Account {account} is already {account.status}."
+            if account.status not in services.STATUS_TRANSITIONS[target]:
+                return f"Account {account} is {account.status} and cannot become {target}."
+        elif account.status == AccountStatus.CLOSED and name != "grant-credits":
+            # grant-credits stays: an adjustment may still settle a closed account (its
+            # grants are refused by account_grant).
+            return f"Account {account} is closed: it gets no grants (an adjustment may still settle it)."
+        return None
 
     def action_view(self, request: HttpRequest, action: str, object_id: Any = None) -> HttpResponse:
         """Confirmation form for one account action, for one account or a selection."""
@@ -257,6 +269,12 @@ class AccountAdmin(admin.ModelAdmin):
         if not accounts:
             self.message_user(request, "No accounts selected.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:accounts_account_changelist"))
+        refusal = self._refusal(action, accounts[0]) if object_id else None
+        if refusal:
+            # The button is hidden, but a bookmarked or hand-made request must not get
+            # through either (the services refuse too, for the bulk path and commands).
+            self.message_user(request, refusal, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[object_id]))
 
         form = form_class(request.POST) if request.method == "POST" else form_class()
         if request.method == "POST" and form.is_valid():

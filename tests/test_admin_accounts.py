@@ -360,3 +360,96 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client, account):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def ledger_count(account: Account) -> int:
+    return LedgerEntry.objects.filter(account=account).count()
+
+
+def test_a_direct_post_cannot_grant_free_uses_to_a_closed_account(support, account):
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user left", actor="test")
+    before = ledger_count(account)
+
+    response = support.post(
+        action_url(account, "grant-free-uses"),
+        {"free_uses": 4, "reason": "r", "idempotency_key": "admin:closed"},
+        follow=True,
+    )
+
+    assert "closed" in response.content.decode()
+    account.refresh_from_db()
+    assert account.free_uses_remaining == 3
+    assert ledger_count(account) == before
+
+
+def test_a_closed_account_gets_no_grant_but_may_be_settled_by_an_adjustment(support, account):
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user left", actor="test")
+    before = ledger_count(account)
+
+    grant = support.post(
+        action_url(account, "grant-credits"),
+        {"amount": 5, "unit": "uses", "kind": "grant", "reason": "r", "idempotency_key": "admin:g"},
+        follow=True,
+    )
+    account.refresh_from_db()
+    assert "closed" in grant.content.decode()
+    assert (account.balance_minor, ledger_count(account)) == (200, before)
+
+    support.post(
+        action_url(account, "grant-credits"),
+        {"amount": -2, "unit": "uses", "kind": "adjustment", "reason": "refunded", "idempotency_key": "admin:a"},
+    )
+    account.refresh_from_db()
+    assert account.balance_minor == 0
+
+
+def test_the_grant_pages_of_a_closed_account_send_staff_back_with_a_message(support, account):
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user left", actor="test")
+
+    response = support.get(action_url(account, "grant-free-uses"))
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/accounts/account/{account.pk}/change/"
+    assert support.get(action_url(account, "grant-credits")).status_code == 200  # adjustments still allowed
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "message"),
+    [
+        (AccountStatus.ACTIVE, "reactivate", "already active"),
+        (AccountStatus.CLOSED, "suspend", "cannot become suspended"),
+        (AccountStatus.CLOSED, "close", "already closed"),
+        (AccountStatus.SUSPENDED, "suspend", "already suspended"),
+    ],
+)
+def test_a_direct_post_of_an_impossible_status_move_writes_nothing(support, account, status, action, message):
+    if status != AccountStatus.ACTIVE:
+        account_set_status(account_id=account.pk, status=status, reason="setup", actor="test")
+    before = ledger_count(account)
+
+    response = support.post(action_url(account, action), {"reason": "again"}, follow=True)
+
+    assert message in response.content.decode()
+    account.refresh_from_db()
+    assert account.status == status
+    assert ledger_count(account) == before
+
+
+def test_a_bulk_grant_skips_closed_accounts_and_says_so(support):
+    open_, closed = (
+        funded_account({"oauth_provider": "oauth:google", "external_id": f"{name}@example.com"})
+        for name in ("open", "closed")
+    )
+    account_set_status(account_id=closed.pk, status=AccountStatus.CLOSED, reason="left", actor="test")
+
+    response = support.post(
+        "/admin/accounts/account/actions/grant-free-uses/",
+        {"ids": f"{open_.pk},{closed.pk}", "free_uses": 2, "reason": "beta", "idempotency_key": "admin:bulk"},
+        follow=True,
+    )
+
+    open_.refresh_from_db()
+    closed.refresh_from_db()
+    assert (open_.free_uses_remaining, closed.free_uses_remaining) == (5, 3)
+    shown = [str(m) for m in response.context["messages"]]
+    assert any(f"{closed} is closed" in m for m in shown), shown

@@ -170,3 +170,22 @@ def test_unstorable_identity_key_or_reason_fails_clearly_and_creates_nothing(db,
 
     assert not Account.objects.exists()
     assert not LedgerEntry.objects.exists()
+
+
+def test_a_closed_account_gets_no_grant_but_an_adjustment(account):
+    from accounts.models import AccountStatus
+    from accounts.services import account_set_status
+
+    run_command("grant_credits", *identity_args(account), "--uses", "2", "--reason", "r", "--idempotency-key", "k1")
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="left", actor="test")
+
+    with pytest.raises(CommandError, match="closed"):
+        run_command("grant_credits", *identity_args(account), "--free-uses", "2", "--reason", "r")
+    replay, _ = run_command(
+        "grant_credits", *identity_args(account), "--uses", "2", "--reason", "r", "--idempotency-key", "k1"
+    )
+    run_command("grant_credits", *identity_args(account), "--uses", "-2", "--kind", "adjustment", "--reason", "refund")
+
+    assert "Already granted" in replay
+    account.refresh_from_db()
+    assert (account.balance_minor, account.free_uses_remaining) == (0, 3)
