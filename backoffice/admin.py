@@ -115,8 +115,13 @@ def _bulk_action(name: str, permission: str, description: str) -> Any:
 
     @admin.action(description=description, permissions=[permission.split(".")[1]])
     def action(modeladmin: AccountAdmin, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse:
-        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
-        return HttpResponseRedirect(f"{reverse('admin:accounts_account_bulk_action', args=[name])}?ids={ids}")
+        # Django's intermediate-page pattern: the confirmation is rendered right here, the
+        # selected ids travel as a hidden input of its POST. (In a redirect's query string,
+        # about 110 accounts overflowed gunicorn's 4094-byte request line.)
+        form_class, _, _ = ACCOUNT_ACTIONS[name]
+        return modeladmin.render_action_form(
+            request, name, list(queryset.order_by("created_at")), form=form_class(), object_id=None
+        )
 
     action.__name__ = f"bulk_{name.replace('-', '_')}"
     return action
@@ -258,13 +263,14 @@ class AccountAdmin(admin.ModelAdmin):
         """Confirmation form for one account action, for one account or a selection."""
         if action not in ACCOUNT_ACTIONS:
             raise PermissionDenied
-        form_class, permission, title = ACCOUNT_ACTIONS[action]
+        form_class, permission, _ = ACCOUNT_ACTIONS[action]
         if not request.user.has_perm(permission):
             raise PermissionDenied
-        raw_ids = [str(object_id)] if object_id else request.POST.get("ids", request.GET.get("ids", "")).split(",")
+        # A selection arrives only in a POST body (see _bulk_action), never in the URL.
+        raw_ids = [str(object_id)] if object_id else request.POST.get("ids", "").split(",")
         try:
             accounts = list(Account.objects.filter(pk__in=[i for i in raw_ids if i]).order_by("created_at"))
-        except ValidationError:  # malformed ids in the query string
+        except ValidationError:  # malformed ids
             accounts = []
         if not accounts:
             self.message_user(request, "No accounts selected.", messages.WARNING)
@@ -282,7 +288,17 @@ class AccountAdmin(admin.ModelAdmin):
             if object_id:
                 return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[object_id]))
             return HttpResponseRedirect(reverse("admin:accounts_account_changelist"))
+        return self.render_action_form(request, action, accounts, form=form, object_id=object_id)
 
+    def render_action_form(
+        self, request: HttpRequest, action: str, accounts: list[Account], *, form: Any, object_id: Any
+    ) -> HttpResponse:
+        _, _, title = ACCOUNT_ACTIONS[action]
+        form_url = (
+            reverse("admin:accounts_account_action", args=[object_id, action])
+            if object_id
+            else reverse("admin:accounts_account_bulk_action", args=[action])
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -292,6 +308,7 @@ class AccountAdmin(admin.ModelAdmin):
             "accounts": accounts,
             "ids": ",".join(str(a.pk) for a in accounts),
             "form": form,
+            "form_url": form_url,
             "single": accounts[0] if object_id else None,
             "use_price_minor": settings.BILLING_USE_PRICE_MINOR,
         }

@@ -302,17 +302,42 @@ def test_bulk_actions_on_the_list_go_through_the_same_confirmation(support):
         funded_account({"oauth_provider": "oauth:google", "external_id": f"b{i}@example.com"}) for i in range(2)
     ]
 
-    redirect = support.post(CHANGELIST, {"action": "bulk_suspend", "_selected_action": [str(a.pk) for a in accounts]})
-    confirm_url = redirect["Location"]
-    page = support.get(confirm_url)
-    done = support.post(confirm_url, {"ids": ",".join(str(a.pk) for a in accounts), "reason": "spam wave"})
+    page = support.post(CHANGELIST, {"action": "bulk_suspend", "_selected_action": [str(a.pk) for a in accounts]})
+    ids = re.search(r'name="ids" value="([^"]+)"', page.content.decode()).group(1)
+    done = support.post("/admin/accounts/account/actions/suspend/", {"ids": ids, "reason": "spam wave"})
 
-    assert redirect.status_code == 302 and "/actions/suspend/" in confirm_url
-    assert "2 accounts" in page.content.decode()
+    assert page.status_code == 200 and "2 accounts" in page.content.decode()
+    assert 'action="/admin/accounts/account/actions/suspend/"' in page.content.decode()
     assert done.status_code == 302
     assert set(Account.objects.filter(pk__in=[a.pk for a in accounts]).values_list("status", flat=True)) == {
         "suspended"
     }
+
+
+def test_a_bulk_action_on_150_accounts_keeps_the_ids_out_of_every_url(support):
+    from tests.factories import AccountFactory
+
+    accounts = AccountFactory.create_batch(150)
+    selected = [str(a.pk) for a in accounts]
+
+    page = support.post(CHANGELIST, {"action": "bulk_suspend", "_selected_action": selected})
+    body = page.content.decode()
+    ids = re.search(r'name="ids" value="([^"]+)"', body).group(1)
+    done = support.post("/admin/accounts/account/actions/suspend/", {"ids": ids, "reason": "spam wave"})
+
+    assert page.status_code == 200  # the confirmation itself, not a redirect carrying the ids
+    assert "150 accounts" in body
+    assert set(ids.split(",")) == set(selected)
+    assert done.status_code == 302 and len(done["Location"]) < 100
+    assert Account.objects.filter(status="suspended").count() == 150
+
+
+def test_the_bulk_confirmation_url_needs_its_ids_posted(support, account):
+    response = support.get(f"/admin/accounts/account/actions/suspend/?ids={account.pk}")
+
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.status == AccountStatus.ACTIVE
 
 
 def test_bulk_actions_are_not_offered_without_the_permission(viewer, account):
@@ -353,6 +378,7 @@ def test_the_ledger_on_the_account_page_is_paginated(support, account):
 def test_unknown_actions_and_empty_selections_are_handled(support, account):
     assert support.get(action_url(account, "delete-everything")).status_code == 403
     assert support.get("/admin/accounts/account/actions/suspend/?ids=not-a-uuid").status_code == 302
+    assert support.post("/admin/accounts/account/actions/suspend/", {"ids": "not-a-uuid"}).status_code == 302
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client, account):
