@@ -158,6 +158,7 @@ def test_help_and_the_exit_status_of_a_failure():
         (["--external-id", "ada@example.com", "--idempotency-key", "  "], "--idempotency-key must not be empty"),
         (["--external-id", "ada@example.com", "--idempotency-key", "k\x00"], "--idempotency-key"),
         (["--external-id", "ada@example.com", "--reason", "r\x00"], "--reason"),
+        (["--external-id", "ada@example.com", "--uses", str(10**17)], "larger than any balance"),
     ],
 )
 def test_unstorable_identity_key_or_reason_fails_clearly_and_creates_nothing(db, args, message):
@@ -166,7 +167,7 @@ def test_unstorable_identity_key_or_reason_fails_clearly_and_creates_nothing(db,
     options = [item for name, value in {**base, **given}.items() for item in (name, value)]
 
     with pytest.raises(CommandError, match=message):
-        run_command("grant_credits", *options, "--uses", "1", "--create")
+        run_command("grant_credits", *options, *([] if "--uses" in given else ["--uses", "1"]), "--create")
 
     assert not Account.objects.exists()
     assert not LedgerEntry.objects.exists()

@@ -21,6 +21,7 @@ from backoffice.commands import (
 )
 from billing_site.errors import BillingError
 from ledger.models import EntryKind
+from ledger.services import MAX_BALANCE_MINOR, MAX_COUNT
 
 
 class Command(BackofficeCommand):
@@ -62,6 +63,8 @@ class Command(BackofficeCommand):
             free_uses = options["free_uses"]
         if amount_minor == 0 and free_uses == 0:
             raise CommandError("The amount must not be zero.")
+        if abs(amount_minor) > MAX_BALANCE_MINOR or abs(free_uses) > MAX_COUNT:
+            raise CommandError("The amount is larger than any balance or count an account can hold.")
         if kind == EntryKind.GRANT and (amount_minor < 0 or free_uses < 0):
             raise CommandError("A grant must be positive; use --kind adjustment to take credit back.")
         what = f"{amount_minor:+d} credit minor units" if amount_minor else f"{free_uses:+d} free uses"
