@@ -115,8 +115,13 @@ def _bulk_action(name: str, permission: str, description: str) -> Any:
 
     @admin.action(description=description, permissions=[permission.split(".")[1]])
     def action(modeladmin: AccountAdmin, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse:
-        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
-        return HttpResponseRedirect(f"{reverse('admin:accounts_account_bulk_action', args=[name])}?ids={ids}")
+        # Django's intermediate-page pattern: the confirmation is rendered right here, the
+        # selected ids travel as a hidden input of its POST. (In a redirect's query string,
+        # about 110 accounts overflowed gunicorn's 4094-byte request line.)
+        form_class, _, _ = ACCOUNT_ACTIONS[name]
+        return modeladmin.render_action_form(
+            request, name, list(queryset.order_by("created_at")), form=form_class(), object_id=None
+        )
 
     action.__name__ = f"bulk_{name.replace('-', '_')}"
     return action
@@ -237,26 +242,45 @@ class AccountAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _action_applies(name: str, account: Account) -> bool:
-        if account.status == AccountStatus.CLOSED:
-            return name in ("grant-credits",)  # an adjustment may still settle a closed account
+        return AccountAdmin._refusal(name, account) is None
+
+    @staticmethod
+    def _refusal(name: str, account: Account) -> str | None:
+        """Why this action cannot apply to the account (the services' own words), or None."""
         target = STATUS_FOR_ACTION.get(name)
-        return target is None or target != account.status
+        if target is not None:
+            if account.status == target:
+                return f"Account {account} is already {account.status}."
+            if account.status not in services.STATUS_TRANSITIONS[target]:
+                return f"Account {account} is {account.status} and cannot become {target}."
+        elif account.status == AccountStatus.CLOSED and name != "grant-credits":
+            # grant-credits stays: an adjustment may still settle a closed account (its
+            # grants are refused by account_grant).
+            return f"Account {account} is closed: it gets no grants (an adjustment may still settle it)."
+        return None
 
     def action_view(self, request: HttpRequest, action: str, object_id: Any = None) -> HttpResponse:
         """Confirmation form for one account action, for one account or a selection."""
         if action not in ACCOUNT_ACTIONS:
             raise PermissionDenied
-        form_class, permission, title = ACCOUNT_ACTIONS[action]
+        form_class, permission, _ = ACCOUNT_ACTIONS[action]
         if not request.user.has_perm(permission):
             raise PermissionDenied
-        raw_ids = [str(object_id)] if object_id else request.POST.get("ids", request.GET.get("ids", "")).split(",")
+        # A selection arrives only in a POST body (see _bulk_action), never in the URL.
+        raw_ids = [str(object_id)] if object_id else request.POST.get("ids", "").split(",")
         try:
             accounts = list(Account.objects.filter(pk__in=[i for i in raw_ids if i]).order_by("created_at"))
-        except ValidationError:  # malformed ids in the query string
+        except ValidationError:  # malformed ids
             accounts = []
         if not accounts:
             self.message_user(request, "No accounts selected.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:accounts_account_changelist"))
+        refusal = self._refusal(action, accounts[0]) if object_id else None
+        if refusal:
+            # The button is hidden, but a bookmarked or hand-made request must not get
+            # through either (the services refuse too, for the bulk path and commands).
+            self.message_user(request, refusal, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[object_id]))
 
         form = form_class(request.POST) if request.method == "POST" else form_class()
         if request.method == "POST" and form.is_valid():
@@ -264,7 +288,17 @@ class AccountAdmin(admin.ModelAdmin):
             if object_id:
                 return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[object_id]))
             return HttpResponseRedirect(reverse("admin:accounts_account_changelist"))
+        return self.render_action_form(request, action, accounts, form=form, object_id=object_id)
 
+    def render_action_form(
+        self, request: HttpRequest, action: str, accounts: list[Account], *, form: Any, object_id: Any
+    ) -> HttpResponse:
+        _, _, title = ACCOUNT_ACTIONS[action]
+        form_url = (
+            reverse("admin:accounts_account_action", args=[object_id, action])
+            if object_id
+            else reverse("admin:accounts_account_bulk_action", args=[action])
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -274,6 +308,7 @@ class AccountAdmin(admin.ModelAdmin):
             "accounts": accounts,
             "ids": ",".join(str(a.pk) for a in accounts),
             "form": form,
+            "form_url": form_url,
             "single": accounts[0] if object_id else None,
             "use_price_minor": settings.BILLING_USE_PRICE_MINOR,
         }
@@ -517,6 +552,11 @@ class ApiKeyAdmin(APIKeyModelAdmin):
     search_fields = ["name", "prefix", "tenant_id"]
     fields = ["name", "prefix", "scopes", "tenant_id", "expiry_date", "revoked"]
     actions = ["revoke_keys"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # The form refuses the admin scope unless the user may grant credits themselves.
+        return type(form.__name__, (form,), {"may_grant_credits": request.user.has_perm(GRANT_PERMISSION)})
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A revoked key is history: it can be viewed, not edited or revived.

@@ -1,4 +1,4 @@
-"""Shared pieces of the operators' commands: identity options and account lookup."""
+"""Shared pieces of the operators' commands: identity options, text checks and account lookup."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.identity import Identity
 from accounts.models import Account
+from billing_site.fields import is_storable_text
+from ledger.models import LedgerEntry
+
+# The columns these options end up in: a longer value would fail in the database (a
+# traceback), so it is refused up front with the option's name.
+IDENTITY_MAX_LENGTH = Account._meta.get_field("external_id").max_length or 255
+IDEMPOTENCY_KEY_MAX_LENGTH = LedgerEntry._meta.get_field("idempotency_key").max_length or 255
+STATUS_REASON_MAX_LENGTH = Account._meta.get_field("status_reason").max_length or 500
 
 
 def add_identity_arguments(parser: CommandParser) -> None:
@@ -16,11 +24,26 @@ def add_identity_arguments(parser: CommandParser) -> None:
     parser.add_argument("--tenant", default="", help="Tenant id (empty for none).")
 
 
+def checked_text(value: str | None, option: str, *, max_length: int | None, allow_blank: bool = False) -> str:
+    """The option's value, stripped, if the database can store it; else a CommandError naming the option."""
+    value = (value or "").strip()
+    if not value and not allow_blank:
+        raise CommandError(f"{option} must not be empty.")
+    if max_length is not None and len(value) > max_length:
+        raise CommandError(f"{option} must be at most {max_length} characters, got {len(value)}.")
+    if not is_storable_text(value):
+        raise CommandError(f"{option} must be valid UTF-8 text without NUL characters.")
+    return value
+
+
 def identity_from_options(options: dict[str, Any]) -> Identity:
-    provider, external_id = options["provider"].strip(), options["external_id"].strip()
-    if not provider or not external_id:
+    if not (options["provider"] or "").strip() or not (options["external_id"] or "").strip():
         raise CommandError("--provider and --external-id must not be empty.")
-    return Identity(oauth_provider=provider, external_id=external_id, tenant_id=options["tenant"].strip())
+    return Identity(
+        oauth_provider=checked_text(options["provider"], "--provider", max_length=IDENTITY_MAX_LENGTH),
+        external_id=checked_text(options["external_id"], "--external-id", max_length=IDENTITY_MAX_LENGTH),
+        tenant_id=checked_text(options["tenant"], "--tenant", max_length=IDENTITY_MAX_LENGTH, allow_blank=True),
+    )
 
 
 def find_account(identity: Identity) -> Account:
@@ -31,11 +54,10 @@ def find_account(identity: Identity) -> Account:
     return account
 
 
-def require_reason(options: dict[str, Any]) -> str:
-    reason = (options.get("reason") or "").strip()
-    if not reason:
+def require_reason(options: dict[str, Any], *, max_length: int | None = None) -> str:
+    if not (options.get("reason") or "").strip():
         raise CommandError("--reason must not be empty: it is recorded on the ledger.")
-    return reason
+    return checked_text(options["reason"], "--reason", max_length=max_length)
 
 
 class BackofficeCommand(BaseCommand):

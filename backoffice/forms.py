@@ -68,7 +68,15 @@ class GrantFreeUsesForm(IdempotentForm):
 
 
 class ApiKeyForm(forms.ModelForm):
-    """The key's scopes as checkboxes (stored comma-separated)."""
+    """The key's scopes as checkboxes (stored comma-separated).
+
+    A key with the admin scope may grant credits through the API, so only staff who may
+    grant credits themselves may give a key that scope (or edit a key that has it):
+    otherwise API-key permissions would be a way around `accounts.grant_credits`. The
+    admin sets `may_grant_credits` from the request's user; the default refuses.
+    """
+
+    may_grant_credits = False
 
     scopes = forms.MultipleChoiceField(
         choices=Scope.choices,
@@ -81,6 +89,15 @@ class ApiKeyForm(forms.ModelForm):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         if self.instance.pk:
             self.initial["scopes"] = sorted(self.instance.scopes)
+
+    def clean_scopes(self) -> list[str]:
+        scopes = self.cleaned_data["scopes"]
+        if Scope.ADMIN in scopes and not self.may_grant_credits:
+            raise forms.ValidationError(
+                "Only staff who may grant credits (permission accounts.grant_credits) may create or edit "
+                "a key with the admin scope: such a key can grant credits through the API."
+            )
+        return scopes
 
     def save(self, commit: bool = True):  # type: ignore[no-untyped-def]
         order = list(Scope.values)

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import DataError, transaction
 
 from accounts.identity import Identity
 from accounts.models import Account
 from accounts.services import account_get_or_create, credits_grant
 from backoffice.services import uses_to_minor
 from billing_site.errors import BillingError, DuplicateRequest
-from ledger.models import EntryKind
+from billing_site.fields import is_storable_text
+from ledger.models import EntryKind, LedgerEntry
 
 DEFAULT_PROVIDER = "oauth:google"
 SOURCE = "unlimit"
@@ -46,6 +47,25 @@ POSITIONAL = ["email", "credits", "provider", "tenant"]
 
 def migration_key(email: str) -> str:
     return f"migration:{SOURCE}:{email}"
+
+
+# What the columns hold. validate_email accepts up to 320 characters, the email column 254,
+# and the email is also the external id (255) and part of the migration key (255).
+IDENTITY_MAX_LENGTH = Account._meta.get_field("external_id").max_length or 255
+EMAIL_MAX_LENGTH = min(
+    Account._meta.get_field("email").max_length or 254,
+    IDENTITY_MAX_LENGTH,
+    (LedgerEntry._meta.get_field("idempotency_key").max_length or 255) - len(migration_key("")),
+)
+
+
+def _unstorable(name: str, value: str, max_length: int) -> str | None:
+    """Why the database could not store this cell, or None."""
+    if not is_storable_text(value):
+        return f"{name} {value!r} contains a NUL or is not valid UTF-8 text"
+    if len(value) > max_length:
+        return f"{name} is too long ({len(value)} characters; at most {max_length})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,8 @@ def read_rows(lines: Iterable[str], *, default_provider: str, default_tenant: st
 
 def _parse(line: int, values: dict[str, str], *, default_provider: str, default_tenant: str) -> Row | tuple[int, str]:
     email = values.get("email", "").lower()
+    if problem := _unstorable("email", email, EMAIL_MAX_LENGTH):
+        return (line, problem)
     try:
         validate_email(email)
     except ValidationError:
@@ -125,9 +147,14 @@ def _parse(line: int, values: dict[str, str], *, default_provider: str, default_
     if uses < 0:
         return (line, f"remaining credits cannot be negative ({uses})")
     provider = values.get("provider") or default_provider
+    if problem := _unstorable("provider", provider, IDENTITY_MAX_LENGTH):
+        return (line, problem)
     if not provider.startswith("oauth:"):
         return (line, f"provider must look like oauth:<name>, got {provider!r}")
-    return Row(line=line, email=email, uses=uses, provider=provider, tenant=values.get("tenant") or default_tenant)
+    tenant = values.get("tenant") or default_tenant
+    if problem := _unstorable("tenant", tenant, IDENTITY_MAX_LENGTH):
+        return (line, problem)
+    return Row(line=line, email=email, uses=uses, provider=provider, tenant=tenant)
 
 
 def import_rows(rows: Iterable[Row | tuple[int, str]], *, actor: str, dry_run: bool = False) -> ImportResult:
@@ -138,10 +165,18 @@ def import_rows(rows: Iterable[Row | tuple[int, str]], *, actor: str, dry_run: b
             continue
         identity = Identity(oauth_provider=row.provider, external_id=row.email, tenant_id=row.tenant, email=row.email)
         if dry_run:
-            account = Account.objects.filter(identity.lookup()).first()
+            try:
+                with transaction.atomic():
+                    account = Account.objects.filter(identity.lookup()).first()
+                    imported = account is not None and (
+                        account.ledger_entries.filter(idempotency_key=migration_key(row.email)).exists()
+                    )
+            except DataError as error:
+                result.rejected.append((row.line, f"{row.email}: the database cannot store this row ({error})"))
+                continue
             if account is None:
                 result.created.append((row.line, row.email))
-            elif not row.uses or account.ledger_entries.filter(idempotency_key=migration_key(row.email)).exists():
+            elif not row.uses or imported:
                 result.skipped.append((row.line, row.email))
             else:
                 result.credited.append((row.line, row.email))
@@ -163,6 +198,11 @@ def import_rows(rows: Iterable[Row | tuple[int, str]], *, actor: str, dry_run: b
             continue
         except BillingError as error:  # e.g. the same email imported before with another amount
             result.rejected.append((row.line, f"{row.email}: {error.detail}"))
+            continue
+        except DataError as error:
+            # A backstop behind the checks in _parse: the row's transaction is rolled back,
+            # the row is reported, and the rest of the file is still imported.
+            result.rejected.append((row.line, f"{row.email}: the database cannot store this row ({error})"))
             continue
         if created:
             result.created.append((row.line, row.email))

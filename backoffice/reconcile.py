@@ -12,8 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, TextField, Value
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import Account
 from ledger.models import EntryKind, LedgerEntry
@@ -112,31 +112,37 @@ def check_accounts() -> list[Discrepancy]:
 
 
 def _purchase_credits() -> Any:
-    """Purchases annotated with how many credits they have (purchase entries and stand-in grants)."""
-    stand_in_grants = (
-        LedgerEntry.objects.filter(
-            account=OuterRef("account"),
-            kind__in=[EntryKind.GRANT, EntryKind.ADJUSTMENT],
-            idempotency_key=Concat(Value("purchase:"), Cast(OuterRef("pk"), output_field=TextField())),
-        )
-        .values("account")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
+    """Purchases annotated with how many purchase credits they have (stand-in grants: `_stand_ins`)."""
     return Purchase.objects.select_related("account").annotate(
         credits=Count("ledger_entries", filter=Q(ledger_entries__kind=EntryKind.PURCHASE)),
         credited_minor=Coalesce(
             Sum("ledger_entries__balance_delta_minor", filter=Q(ledger_entries__kind=EntryKind.PURCHASE)), Value(0)
         ),
-        stand_ins=Coalesce(Subquery(stand_in_grants, output_field=IntegerField()), Value(0)),
     )
+
+
+def _stand_in_keys() -> set[tuple[Any, str]]:
+    """(account id, key) of every grant or adjustment that may stand in for a purchase's credit."""
+    return set(
+        LedgerEntry.objects.filter(
+            kind__in=[EntryKind.GRANT, EntryKind.ADJUSTMENT], idempotency_key__startswith="purchase:"
+        ).values_list("account_id", "idempotency_key")
+    )
+
+
+def _stand_ins(purchase: Purchase, keys: set[tuple[Any, str]]) -> int:
+    # Matched in Python with the very function that printed the fix: a key built in SQL
+    # (a UUID cast to text) is hyphenated on PostgreSQL but 32 bare hex digits on SQLite,
+    # so the printed fix never counted there. The key is unique per account: 0 or 1.
+    return int((purchase.account_id, purchase_grant_key(purchase)) in keys)
 
 
 def check_purchases() -> list[Discrepancy]:
     """Every paid purchase has exactly one credit of its amount; no credit lacks its purchase."""
     found = []
+    stand_in_keys = _stand_in_keys()
     for purchase in _purchase_credits().filter(status__in=PAID_STATUSES).order_by("created_at"):
-        credits = purchase.credits + purchase.stand_ins
+        credits = purchase.credits + _stand_ins(purchase, stand_in_keys)
         subject = f"purchase {purchase.pk} ({purchase.stripe_payment_intent_id or 'no PaymentIntent'})"
         if credits == 0:
             found.append(
@@ -239,8 +245,9 @@ def check_stripe(client: Any) -> list[Discrepancy]:
     """Succeeded PaymentIntents we never credited, and purchase credits Stripe does not know."""
     intents = succeeded_payment_intents(client)
     credited: set[str] = set()
+    stand_in_keys = _stand_in_keys()
     for purchase in _purchase_credits().exclude(stripe_payment_intent_id=None):
-        if purchase.credits + purchase.stand_ins > 0:
+        if purchase.credits + _stand_ins(purchase, stand_in_keys) > 0:
             credited.add(purchase.stripe_payment_intent_id)
     credited.update(
         key.removeprefix("stripe:")

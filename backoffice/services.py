@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 
 from accounts.identity import Identity
 from accounts.models import Account, AccountStatus
@@ -54,20 +55,33 @@ def account_grant(
 ) -> GrantOutcome:
     """Grant paid credit and/or free uses to an existing account; a replayed key is not an error.
 
+    A closed account gets no grants (nor free uses): only an adjustment, to settle it.
+
     A back-office resubmit (double click, browser back and submit, a re-run command) with
     the same key answers with the original entry instead of granting twice. A key reused
     with other amounts still raises IdempotencyMismatch.
     """
     try:
-        entry = credits_grant(
-            identity=identity_of(account),
-            actor=actor,
-            reason=reason,
-            amount_minor=amount_minor,
-            free_uses=free_uses,
-            kind=kind,
-            idempotency_key=idempotency_key,
-        )
+        with transaction.atomic():
+            # Lock, then read the status: a grant cannot slip in as the account is closed.
+            locked = Account.objects.select_for_update().get(pk=account.pk)
+            if locked.status == AccountStatus.CLOSED and kind != EntryKind.ADJUSTMENT:
+                replay = idempotency_key is not None and (
+                    LedgerEntry.objects.filter(account=locked, idempotency_key=idempotency_key).exists()
+                )
+                if not replay:  # a resubmit of a grant made before closing still answers with it
+                    raise InvalidOperation(
+                        f"Account {account} is closed: it gets no grants (an adjustment may still settle it)."
+                    )
+            entry = credits_grant(
+                identity=identity_of(account),
+                actor=actor,
+                reason=reason,
+                amount_minor=amount_minor,
+                free_uses=free_uses,
+                kind=kind,
+                idempotency_key=idempotency_key,
+            )
     except DuplicateRequest as duplicate:
         return GrantOutcome(entry=duplicate.original, replayed=True)
     return GrantOutcome(entry=entry, replayed=False)
@@ -85,8 +99,11 @@ def account_change_status(*, account: Account, status: AccountStatus, reason: st
     """Suspend, reactivate or close, refusing no-op and impossible moves with a clear message."""
     if not reason.strip():
         raise InvalidOperation("A reason is required.")
-    if account.status == status:
-        raise InvalidOperation(f"Account {account} is already {account.status}.")
-    if account.status not in STATUS_TRANSITIONS[status]:
-        raise InvalidOperation(f"Account {account} is {account.status} and cannot become {status}.")
-    return account_set_status(account_id=account.pk, status=status, reason=reason.strip(), actor=actor)
+    with transaction.atomic():
+        # Checked on the locked row, not the caller's copy (which a form may have held a while).
+        current = Account.objects.select_for_update().get(pk=account.pk).status
+        if current == status:
+            raise InvalidOperation(f"Account {account} is already {current}.")
+        if current not in STATUS_TRANSITIONS[status]:
+            raise InvalidOperation(f"Account {account} is {current} and cannot become {status}.")
+        return account_set_status(account_id=account.pk, status=status, reason=reason.strip(), actor=actor)

@@ -9,6 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 from accounts.models import AccountStatus
 from backoffice import services
 from backoffice.commands import (
+    STATUS_REASON_MAX_LENGTH,
     BackofficeCommand,
     add_identity_arguments,
     find_account,
@@ -29,7 +30,7 @@ class StatusCommand(BackofficeCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         account = find_account(identity_from_options(options))
-        reason = require_reason(options)
+        reason = require_reason(options, max_length=STATUS_REASON_MAX_LENGTH)  # kept on the account too
         if options["dry_run"]:
             self.stdout.write(f"Dry run: would {self.verb} {account} (now {account.status}). Nothing changed.")
             return

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -14,9 +15,15 @@ from backoffice import reports
 from backoffice.charts import Series, bar_chart
 
 DASHBOARD_DAYS = 30
+# The dashboard sums accounts, charges and purchases (revenue): it is for staff who may
+# already see each of those records, so it reveals nothing they could not look up.
+DASHBOARD_PERMISSIONS = ("accounts.view_account", "charges.view_charge", "purchases.view_purchase")
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """Staff only (admin_view in urls.py), and only those holding DASHBOARD_PERMISSIONS."""
+    if not request.user.has_perms(DASHBOARD_PERMISSIONS):
+        raise PermissionDenied
     today = timezone.now().date()
     days = reports.daily_stats(start=today - dt.timedelta(days=DASHBOARD_DAYS - 1), end=today)
     labels = [d.day[5:] for d in days]  # MM-DD

@@ -98,3 +98,36 @@ def test_a_dry_run_changes_nothing(account):
     account.refresh_from_db()
     assert account.status == AccountStatus.ACTIVE
     assert "Dry run" in out
+
+
+@pytest.mark.parametrize("command", ["suspend_account", "reactivate_account", "close_account"])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--reason", "r" * 501, "--reason must be at most 500 characters"),
+        ("--reason", "fraud\x00", "--reason"),
+        ("--external-id", "x" * 256, "--external-id must be at most 255 characters"),
+        ("--tenant", "ac\x00me", "--tenant"),
+    ],
+)
+def test_unstorable_input_fails_clearly_and_changes_nothing(account, command, option, value, message):
+    args = args_for(account)
+    args[args.index(option) + 1] = value
+
+    with pytest.raises(CommandError, match=message):
+        run_command(command, *args)
+
+    account.refresh_from_db()
+    assert account.status == AccountStatus.ACTIVE
+    assert not LedgerEntry.objects.filter(account=account, kind=EntryKind.STATUS_CHANGE).exists()
+
+
+def test_record_ledger_drift_refuses_an_unstorable_reason(account):
+    from django.db.models import F
+
+    Account.objects.filter(pk=account.pk).update(balance_minor=F("balance_minor") + 5)
+
+    with pytest.raises(CommandError, match="--reason"):
+        run_command("record_ledger_drift", "--account-id", str(account.pk), "--reason", "sql\x00fix")
+
+    assert not LedgerEntry.objects.filter(account=account, kind=EntryKind.ADJUSTMENT).exists()

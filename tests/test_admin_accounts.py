@@ -302,17 +302,42 @@ def test_bulk_actions_on_the_list_go_through_the_same_confirmation(support):
         funded_account({"oauth_provider": "oauth:google", "external_id": f"b{i}@example.com"}) for i in range(2)
     ]
 
-    redirect = support.post(CHANGELIST, {"action": "bulk_suspend", "_selected_action": [str(a.pk) for a in accounts]})
-    confirm_url = redirect["Location"]
-    page = support.get(confirm_url)
-    done = support.post(confirm_url, {"ids": ",".join(str(a.pk) for a in accounts), "reason": "spam wave"})
+    page = support.post(CHANGELIST, {"action": "bulk_suspend", "_selected_action": [str(a.pk) for a in accounts]})
+    ids = re.search(r'name="ids" value="([^"]+)"', page.content.decode()).group(1)
+    done = support.post("/admin/accounts/account/actions/suspend/", {"ids": ids, "reason": "spam wave"})
 
-    assert redirect.status_code == 302 and "/actions/suspend/" in confirm_url
-    assert "2 accounts" in page.content.decode()
+    assert page.status_code == 200 and "2 accounts" in page.content.decode()
+    assert 'action="/admin/accounts/account/actions/suspend/"' in page.content.decode()
     assert done.status_code == 302
     assert set(Account.objects.filter(pk__in=[a.pk for a in accounts]).values_list("status", flat=True)) == {
         "suspended"
     }
+
+
+def test_a_bulk_action_on_150_accounts_keeps_the_ids_out_of_every_url(support):
+    from tests.factories import AccountFactory
+
+    accounts = AccountFactory.create_batch(150)
+    selected = [str(a.pk) for a in accounts]
+
+    page = support.post(CHANGELIST, {"action": "bulk_suspend", "_selected_action": selected})
+    body = page.content.decode()
+    ids = re.search(r'name="ids" value="([^"]+)"', body).group(1)
+    done = support.post("/admin/accounts/account/actions/suspend/", {"ids": ids, "reason": "spam wave"})
+
+    assert page.status_code == 200  # the confirmation itself, not a redirect carrying the ids
+    assert "150 accounts" in body
+    assert set(ids.split(",")) == set(selected)
+    assert done.status_code == 302 and len(done["Location"]) < 100
+    assert Account.objects.filter(status="suspended").count() == 150
+
+
+def test_the_bulk_confirmation_url_needs_its_ids_posted(support, account):
+    response = support.get(f"/admin/accounts/account/actions/suspend/?ids={account.pk}")
+
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.status == AccountStatus.ACTIVE
 
 
 def test_bulk_actions_are_not_offered_without_the_permission(viewer, account):
@@ -353,6 +378,7 @@ def test_the_ledger_on_the_account_page_is_paginated(support, account):
 def test_unknown_actions_and_empty_selections_are_handled(support, account):
     assert support.get(action_url(account, "delete-everything")).status_code == 403
     assert support.get("/admin/accounts/account/actions/suspend/?ids=not-a-uuid").status_code == 302
+    assert support.post("/admin/accounts/account/actions/suspend/", {"ids": "not-a-uuid"}).status_code == 302
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client, account):
@@ -360,3 +386,96 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client, account):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def ledger_count(account: Account) -> int:
+    return LedgerEntry.objects.filter(account=account).count()
+
+
+def test_a_direct_post_cannot_grant_free_uses_to_a_closed_account(support, account):
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user left", actor="test")
+    before = ledger_count(account)
+
+    response = support.post(
+        action_url(account, "grant-free-uses"),
+        {"free_uses": 4, "reason": "r", "idempotency_key": "admin:closed"},
+        follow=True,
+    )
+
+    assert "closed" in response.content.decode()
+    account.refresh_from_db()
+    assert account.free_uses_remaining == 3
+    assert ledger_count(account) == before
+
+
+def test_a_closed_account_gets_no_grant_but_may_be_settled_by_an_adjustment(support, account):
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user left", actor="test")
+    before = ledger_count(account)
+
+    grant = support.post(
+        action_url(account, "grant-credits"),
+        {"amount": 5, "unit": "uses", "kind": "grant", "reason": "r", "idempotency_key": "admin:g"},
+        follow=True,
+    )
+    account.refresh_from_db()
+    assert "closed" in grant.content.decode()
+    assert (account.balance_minor, ledger_count(account)) == (200, before)
+
+    support.post(
+        action_url(account, "grant-credits"),
+        {"amount": -2, "unit": "uses", "kind": "adjustment", "reason": "refunded", "idempotency_key": "admin:a"},
+    )
+    account.refresh_from_db()
+    assert account.balance_minor == 0
+
+
+def test_the_grant_pages_of_a_closed_account_send_staff_back_with_a_message(support, account):
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user left", actor="test")
+
+    response = support.get(action_url(account, "grant-free-uses"))
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/accounts/account/{account.pk}/change/"
+    assert support.get(action_url(account, "grant-credits")).status_code == 200  # adjustments still allowed
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "message"),
+    [
+        (AccountStatus.ACTIVE, "reactivate", "already active"),
+        (AccountStatus.CLOSED, "suspend", "cannot become suspended"),
+        (AccountStatus.CLOSED, "close", "already closed"),
+        (AccountStatus.SUSPENDED, "suspend", "already suspended"),
+    ],
+)
+def test_a_direct_post_of_an_impossible_status_move_writes_nothing(support, account, status, action, message):
+    if status != AccountStatus.ACTIVE:
+        account_set_status(account_id=account.pk, status=status, reason="setup", actor="test")
+    before = ledger_count(account)
+
+    response = support.post(action_url(account, action), {"reason": "again"}, follow=True)
+
+    assert message in response.content.decode()
+    account.refresh_from_db()
+    assert account.status == status
+    assert ledger_count(account) == before
+
+
+def test_a_bulk_grant_skips_closed_accounts_and_says_so(support):
+    open_, closed = (
+        funded_account({"oauth_provider": "oauth:google", "external_id": f"{name}@example.com"})
+        for name in ("open", "closed")
+    )
+    account_set_status(account_id=closed.pk, status=AccountStatus.CLOSED, reason="left", actor="test")
+
+    response = support.post(
+        "/admin/accounts/account/actions/grant-free-uses/",
+        {"ids": f"{open_.pk},{closed.pk}", "free_uses": 2, "reason": "beta", "idempotency_key": "admin:bulk"},
+        follow=True,
+    )
+
+    open_.refresh_from_db()
+    closed.refresh_from_db()
+    assert (open_.free_uses_remaining, closed.free_uses_remaining) == (5, 3)
+    shown = [str(m) for m in response.context["messages"]]
+    assert any(f"{closed} is closed" in m for m in shown), shown

@@ -92,3 +92,76 @@ def test_a_revoked_key_can_be_viewed_but_not_revived(admin_client_):
     assert page.status_code == 200
     assert revive.status_code == 403
     assert ApiKey.objects.get(pk=api_key.pk).revoked
+
+
+def key_manager(*, may_grant: bool) -> Client:
+    """Staff who may add and change API keys, with or without the grant permission."""
+    permissions = ("accounts.view_apikey", "accounts.add_apikey", "accounts.change_apikey")
+    if may_grant:
+        permissions += ("accounts.grant_credits",)
+    client = Client()
+    client.force_login(staff_user("grant-holder" if may_grant else "key-manager", permissions=permissions))
+    return client
+
+
+def key_form(name: str, scopes: list[str], tenant_id: str = "") -> dict:
+    return {"name": name, "scopes": scopes, "tenant_id": tenant_id, "expiry_date_0": "", "expiry_date_1": ""}
+
+
+def test_staff_without_the_grant_permission_cannot_create_an_admin_key(db):
+    response = key_manager(may_grant=False).post("/admin/accounts/apikey/add/", key_form("sneaky", ["read", "admin"]))
+
+    assert response.status_code == 200
+    assert "accounts.grant_credits" in response.content.decode()
+    assert not ApiKey.objects.filter(name="sneaky").exists()
+
+
+def test_staff_without_the_grant_permission_cannot_upgrade_a_key_to_admin(db, user):
+    key = create_api_key(permissions="read", name="plain")
+    api_key = ApiKey.objects.get(name="plain")
+
+    response = key_manager(may_grant=False).post(
+        f"/admin/accounts/apikey/{api_key.pk}/change/", key_form("plain", ["read", "admin"])
+    )
+
+    assert response.status_code == 200
+    assert "accounts.grant_credits" in response.content.decode()
+    api_key.refresh_from_db()
+    assert api_key.permissions == "read"
+    grant = APIClient()
+    grant.credentials(HTTP_X_API_KEY=key)
+    body = {**user, "amount_minor": 500, "reason": "r", "idempotency_key": "g1"}
+    assert grant.post("/v1/billing/credits", body, format="json").status_code == 403
+
+
+def test_staff_without_the_grant_permission_cannot_widen_an_existing_admin_key(db):
+    create_api_key(permissions="read,admin", tenant_id="acme", name="tenant-admin")
+    api_key = ApiKey.objects.get(name="tenant-admin")
+
+    response = key_manager(may_grant=False).post(
+        f"/admin/accounts/apikey/{api_key.pk}/change/", key_form("tenant-admin", ["read", "admin"], tenant_id="")
+    )
+
+    assert response.status_code == 200
+    api_key.refresh_from_db()
+    assert api_key.tenant_id == "acme"
+
+
+def test_staff_without_the_grant_permission_may_still_make_read_and_write_keys_and_drop_admin(db):
+    client = key_manager(may_grant=False)
+    create_api_key(permissions="read,admin", name="was-admin")
+    api_key = ApiKey.objects.get(name="was-admin")
+
+    created = client.post("/admin/accounts/apikey/add/", key_form("agent", ["read", "write"]))
+    downgraded = client.post(f"/admin/accounts/apikey/{api_key.pk}/change/", key_form("was-admin", ["read"]))
+
+    assert created.status_code == 302 and downgraded.status_code == 302
+    assert ApiKey.objects.get(name="agent").permissions == "read,write"
+    assert ApiKey.objects.get(name="was-admin").permissions == "read"
+
+
+def test_staff_with_the_grant_permission_may_create_an_admin_key(db):
+    response = key_manager(may_grant=True).post("/admin/accounts/apikey/add/", key_form("granter", ["read", "admin"]))
+
+    assert response.status_code == 302
+    assert ApiKey.objects.get(name="granter").permissions == "read,admin"

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import charge_body
-from tests.factories import funded_account, paid_purchase, staff_user
+from tests.factories import SUPPORT_PERMISSIONS, funded_account, paid_purchase, staff_user
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,7 @@ URL = "/admin/dashboard/"
 @pytest.fixture
 def staff() -> Client:
     client = Client()
-    client.force_login(staff_user("support"))
+    client.force_login(staff_user("support", permissions=SUPPORT_PERMISSIONS))
     return client
 
 
@@ -71,3 +71,26 @@ def test_an_empty_service_draws_empty_charts(staff):
 
     assert response.status_code == 200
     assert response.context["overview"].conversion_percent == 0.0
+
+
+@pytest.mark.parametrize(
+    "permissions",
+    [(), ("accounts.view_account",), ("accounts.view_account", "charges.view_charge", "accounts.grant_credits")],
+)
+def test_staff_who_may_not_see_purchases_and_charges_do_not_see_revenue(db, permissions):
+    paid_purchase(funded_account({"oauth_provider": "oauth:google", "external_id": "a@example.com"}))
+    client = Client()
+    client.force_login(staff_user("newcomer", permissions=permissions))
+
+    response = client.get(URL)
+
+    assert response.status_code == 403
+    assert "revenue" not in response.content.decode().lower()
+    assert URL not in client.get("/admin/").content.decode()
+
+
+def test_a_superuser_sees_the_dashboard(db):
+    client = Client()
+    client.force_login(staff_user("root", superuser=True))
+
+    assert client.get(URL).status_code == 200

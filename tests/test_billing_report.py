@@ -91,3 +91,12 @@ def test_days_outside_the_period_are_left_out(activity):
 def test_bad_arguments_fail_clearly(db, args, message):
     with pytest.raises(CommandError, match=message):
         run_command("billing_report", *args)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("9999-12-30", "9999-12-31"), ("9999-12-31", "9999-12-31")],
+)
+def test_dates_at_the_end_of_the_calendar_fail_clearly(db, start, end):
+    with pytest.raises(CommandError, match="--"):
+        run_command("billing_report", "--from", start, "--to", end)

@@ -144,3 +144,49 @@ def test_help_and_the_exit_status_of_a_failure():
     assert "--idempotency-key" in help_text and "Safe to re-run" in help_text
     assert failure.returncode != 0
     assert "one of the arguments --uses --amount-minor --free-uses is required" in failure.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--external-id", "x" * 256], "--external-id must be at most 255 characters"),
+        (["--external-id", "ada\x00@example.com"], "--external-id must be .*without NUL"),
+        (["--provider", "oauth:" + "g" * 250, "--external-id", "ada@example.com"], "--provider must be at most 255"),
+        (["--external-id", "ada@example.com", "--tenant", "t" * 256], "--tenant must be at most 255"),
+        (["--external-id", "ada@example.com", "--tenant", "ac\x00me"], "--tenant"),
+        (["--external-id", "ada@example.com", "--idempotency-key", "k" * 256], "--idempotency-key must be at most 255"),
+        (["--external-id", "ada@example.com", "--idempotency-key", "  "], "--idempotency-key must not be empty"),
+        (["--external-id", "ada@example.com", "--idempotency-key", "k\x00"], "--idempotency-key"),
+        (["--external-id", "ada@example.com", "--reason", "r\x00"], "--reason"),
+        (["--external-id", "ada@example.com", "--uses", str(10**17)], "larger than any balance"),
+    ],
+)
+def test_unstorable_identity_key_or_reason_fails_clearly_and_creates_nothing(db, args, message):
+    base = {"--provider": "oauth:google", "--reason": "promo"}
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    options = [item for name, value in {**base, **given}.items() for item in (name, value)]
+
+    with pytest.raises(CommandError, match=message):
+        run_command("grant_credits", *options, *([] if "--uses" in given else ["--uses", "1"]), "--create")
+
+    assert not Account.objects.exists()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_closed_account_gets_no_grant_but_an_adjustment(account):
+    from accounts.models import AccountStatus
+    from accounts.services import account_set_status
+
+    run_command("grant_credits", *identity_args(account), "--uses", "2", "--reason", "r", "--idempotency-key", "k1")
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="left", actor="test")
+
+    with pytest.raises(CommandError, match="closed"):
+        run_command("grant_credits", *identity_args(account), "--free-uses", "2", "--reason", "r")
+    replay, _ = run_command(
+        "grant_credits", *identity_args(account), "--uses", "2", "--reason", "r", "--idempotency-key", "k1"
+    )
+    run_command("grant_credits", *identity_args(account), "--uses", "-2", "--kind", "adjustment", "--reason", "refund")
+
+    assert "Already granted" in replay
+    account.refresh_from_db()
+    assert (account.balance_minor, account.free_uses_remaining) == (0, 3)

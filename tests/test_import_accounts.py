@@ -147,3 +147,79 @@ def test_a_missing_file_and_a_bad_provider_fail(tmp_path):
         run_command("import_accounts", str(tmp_path / "missing.csv"))
     with pytest.raises(CommandError, match="--provider"):
         run_command("import_accounts", csv_file(tmp_path, "email,credits\n"), "--provider", "google")
+
+
+LONG_EMAIL = "a" * 64 + "@" + ("b" * 60 + ".") * 4 + "com"  # 312 characters; validate_email accepts it
+
+
+def test_rows_the_database_cannot_store_are_rejected_and_the_rest_imported(tmp_path, capsys):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    assert len(LONG_EMAIL) == 312
+    path = csv_file(
+        tmp_path,
+        "email,credits,provider,tenant\n"
+        "first@example.com,1,,\n"
+        f"{LONG_EMAIL},1,,\n"
+        "nul@example.com,1,,ac\x00me\n"
+        f"tenant@example.com,1,,{'t' * 256}\n"
+        f"prov@example.com,1,oauth:{'g' * 250},\n"
+        "last@example.com,2,,\n",
+    )
+    err = StringIO()
+
+    with pytest.raises(CommandError, match="4 rows rejected") as failure:
+        call_command("import_accounts", path, stdout=StringIO(), stderr=err)
+
+    assert failure.value.returncode == 1
+    report = err.getvalue()
+    assert "line 3: rejected: email is too long (312 characters" in report
+    assert "line 4: rejected: tenant" in report and "NUL" in report
+    assert "line 5: rejected: tenant is too long (256 characters" in report
+    assert "line 6: rejected: provider is too long" in report
+    assert Account.objects.get(external_id="first@example.com").balance_minor == 100
+    assert Account.objects.get(external_id="last@example.com").balance_minor == 200  # read past the bad rows
+    assert Account.objects.count() == 2
+
+
+def test_an_email_too_long_for_its_migration_key_is_rejected(tmp_path):
+    email = "a" * 60 + "@" + ("b" * 60 + ".") * 2 + "c" * 60 + ".com"  # fits the column, not the key
+    assert 237 < len(email) <= 254
+
+    with pytest.raises(CommandError, match="1 rows rejected"):
+        run_command("import_accounts", csv_file(tmp_path, f"email,credits\n{email},1\nok@example.com,1\n"))
+
+    assert list(Account.objects.values_list("external_id", flat=True)) == ["ok@example.com"]
+
+
+def test_a_database_error_on_one_row_rejects_that_row_only(tmp_path, monkeypatch):
+    from django.db import DataError
+
+    from backoffice import migration
+
+    real_grant = migration.credits_grant
+
+    def grant(**kwargs):
+        if kwargs["identity"].external_id == "bad@example.com":
+            raise DataError("value too long for type character varying(255)")
+        return real_grant(**kwargs)
+
+    monkeypatch.setattr(migration, "credits_grant", grant)
+    path = csv_file(tmp_path, "email,credits\nok@example.com,1\nbad@example.com,1\nlater@example.com,1\n")
+
+    with pytest.raises(CommandError, match="1 rows rejected"):
+        run_command("import_accounts", path)
+
+    assert set(Account.objects.values_list("external_id", flat=True)) == {"ok@example.com", "later@example.com"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), [(["--tenant", "t" * 256], "--tenant"), (["--provider", "oauth:\x00g"], "--provider")]
+)
+def test_bad_defaults_for_provider_and_tenant_fail(tmp_path, args, message):
+    with pytest.raises(CommandError, match=message):
+        run_command("import_accounts", csv_file(tmp_path, "email,credits\nada@example.com,1\n"), *args)
+
+    assert not Account.objects.exists()

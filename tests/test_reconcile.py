@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from django.core.management.base import CommandError
 from django.db.models import F
@@ -11,6 +14,7 @@ from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase
 from tests.conftest import charge_body, run_command
 from tests.factories import funded_account, paid_purchase
+from tests.live import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +183,62 @@ def test_reconcile_with_stripe_finds_payments_we_never_credited_and_credits_stri
     assert matched not in out
     assert money() == before
     assert reconcile()[0] == 0  # locally consistent: only Stripe knows what is missing
+
+
+def test_a_stand_in_grant_counts_with_the_key_the_fix_prints(healthy):
+    from backoffice.reconcile import _stand_in_keys, purchase_grant_key
+
+    purchase = paid_purchase(healthy, payment_intent_id="pi_lost", credit=False)
+    run_command(
+        "grant_credits",
+        *["--provider", healthy.oauth_provider, "--external-id", healthy.external_id],
+        *["--amount-minor", "2000", "--reason", "r", "--idempotency-key", purchase_grant_key(purchase)],
+    )
+
+    assert purchase_grant_key(purchase) == f"purchase:{purchase.pk}"  # hyphenated, as printed
+    assert (healthy.pk, purchase_grant_key(purchase)) in _stand_in_keys()
+    assert reconcile()[0] == 0
+
+
+# The embedded default runs on SQLite, where a UUID is stored as 32 hex digits: the match of
+# a stand-in grant to its purchase must not depend on how the database spells a UUID.
+SQLITE_SCRIPT = """
+import shlex
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from accounts.models import Account
+from charges.models import Charge
+from ledger.models import LedgerEntry
+from purchases.models import Purchase
+with connection.schema_editor() as editor:
+    for model in (Account, Charge, Purchase, LedgerEntry):
+        editor.create_model(model)
+from backoffice.reconcile import check_purchases
+from tests.factories import funded_account, paid_purchase
+account = funded_account({"oauth_provider": "oauth:google", "external_id": "ada@example.com"})
+paid_purchase(account, payment_intent_id="pi_lost", credit=False)
+found = check_purchases()
+print("before", [f.check for f in found])
+fix = found[0].fixes[0].split("manage.py grant_credits ")[1]
+call_command("grant_credits", *shlex.split(fix))
+print("after", [f.check for f in check_purchases()])
+"""
+
+
+def test_reconcile_recognises_its_own_fix_on_sqlite():
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "billing_site.settings",
+        "DJANGO_SECRET_KEY": "t",
+        "DATABASE_URL": "sqlite:///:memory:",
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SQLITE_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "before ['purchase_not_credited']" in result.stdout
+    assert "after []" in result.stdout

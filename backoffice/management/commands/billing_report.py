@@ -38,9 +38,14 @@ class Command(BaseCommand):
         start, end = parse_date(options["start"], "--from"), parse_date(options["end"], "--to")
         if end < start:
             raise CommandError("--to is before --from.")
+        if end >= dt.date.max:  # the report's upper bound is the day after --to
+            raise CommandError(f"--to must be before {dt.date.max.isoformat()}.")
         if (end - start).days >= MAX_DAYS:
             raise CommandError(f"At most {MAX_DAYS} days per report.")
-        days = reports.daily_stats(start=start, end=end)
+        try:
+            days = reports.daily_stats(start=start, end=end)
+        except OverflowError as error:  # a date the time zone cannot convert
+            raise CommandError(f"--from/--to out of range: {error}.") from error
         rows = [*days, reports.total_of(days)]
         fields = reports.FIELDS
         if options["format"] == "json":

@@ -11,14 +11,17 @@ from accounts.models import Account
 from accounts.services import account_get_or_create
 from backoffice import services
 from backoffice.commands import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
     BackofficeCommand,
     add_identity_arguments,
+    checked_text,
     find_account,
     identity_from_options,
     require_reason,
 )
 from billing_site.errors import BillingError
 from ledger.models import EntryKind
+from ledger.services import MAX_BALANCE_MINOR, MAX_COUNT
 
 
 class Command(BackofficeCommand):
@@ -47,6 +50,9 @@ class Command(BackofficeCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         identity = identity_from_options(options)
         reason = require_reason(options)
+        key = options["idempotency_key"]
+        if key is not None:
+            key = checked_text(key, "--idempotency-key", max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
         kind = EntryKind(options["kind"])
         amount_minor = free_uses = 0
         if options["uses"] is not None:
@@ -57,6 +63,8 @@ class Command(BackofficeCommand):
             free_uses = options["free_uses"]
         if amount_minor == 0 and free_uses == 0:
             raise CommandError("The amount must not be zero.")
+        if abs(amount_minor) > MAX_BALANCE_MINOR or abs(free_uses) > MAX_COUNT:
+            raise CommandError("The amount is larger than any balance or count an account can hold.")
         if kind == EntryKind.GRANT and (amount_minor < 0 or free_uses < 0):
             raise CommandError("A grant must be positive; use --kind adjustment to take credit back.")
         what = f"{amount_minor:+d} credit minor units" if amount_minor else f"{free_uses:+d} free uses"
@@ -76,15 +84,13 @@ class Command(BackofficeCommand):
                 amount_minor=amount_minor,
                 free_uses=free_uses,
                 kind=kind,
-                idempotency_key=options["idempotency_key"],
+                idempotency_key=key,
             )
         except BillingError as error:
             raise CommandError(error.detail) from error
         entry = outcome.entry
         if outcome.replayed:
-            self.stdout.write(
-                f"Already granted with key {options['idempotency_key']!r} (ledger entry #{entry.pk}); nothing changed."
-            )
+            self.stdout.write(f"Already granted with key {key!r} (ledger entry #{entry.pk}); nothing changed.")
             return
         self.stdout.write(
             f"Granted {what} to {account} (ledger entry #{entry.pk}): balance {entry.balance_after_minor} minor, "

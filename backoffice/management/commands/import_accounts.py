@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from backoffice import migration
-from backoffice.commands import BackofficeCommand
+from backoffice.commands import IDENTITY_MAX_LENGTH, BackofficeCommand, checked_text
 
 
 class Command(BackofficeCommand):
@@ -34,13 +34,13 @@ class Command(BackofficeCommand):
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        if not options["provider"].startswith("oauth:"):
+        provider = checked_text(options["provider"], "--provider", max_length=IDENTITY_MAX_LENGTH)
+        tenant = checked_text(options["tenant"], "--tenant", max_length=IDENTITY_MAX_LENGTH, allow_blank=True)
+        if not provider.startswith("oauth:"):
             raise CommandError(f"--provider must look like oauth:<name>, got {options['provider']!r}.")
         try:
             with path.open(newline="", encoding="utf-8-sig") as handle:
-                rows = migration.read_rows(
-                    handle, default_provider=options["provider"], default_tenant=options["tenant"].strip()
-                )
+                rows = migration.read_rows(handle, default_provider=provider, default_tenant=tenant)
                 result = migration.import_rows(rows, actor=self.actor, dry_run=options["dry_run"])
         except migration.BadFile as error:
             raise CommandError(f"{path}: {error}") from error
