@@ -109,12 +109,10 @@ def service_env(**extra: str) -> dict[str, str]:
 
 def prepare_database() -> str:
     """Create and migrate the bench database, seed USERS funded accounts, return an API key."""
-    parsed = urlparse(DATABASE_URL)
-    name = parsed.path.lstrip("/")
-    admin_url = urlunparse(parsed._replace(path="/postgres"))
-    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'", admin_url) != "1":
+    name = urlparse(DATABASE_URL).path.lstrip("/")
+    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'", admin_url()) != "1":
         log(f"creating database {name}")
-        psql(f'CREATE DATABASE "{name}"', admin_url)
+        psql(f'CREATE DATABASE "{name}"', admin_url())
     log("migrating (the first time takes about a minute: dj-stripe's migrations)")
     run([PYTHON, "manage.py", "migrate", "--no-input"], cwd=ROOT, env=service_env())
     log(f"seeding {USERS} funded accounts")
@@ -243,9 +241,14 @@ def drive(label: str, kind: str, server: Server, key: str) -> Result:
 
 
 # --- Report ---------------------------------------------------------------------------------
+def admin_url() -> str:
+    """The server's `postgres` database: it exists before the bench database does."""
+    return urlunparse(urlparse(DATABASE_URL)._replace(path="/postgres"))
+
+
 def machine() -> str:
     load = os.getloadavg()
-    postgres = psql("SHOW server_version").split()[0]
+    postgres = psql("SHOW server_version", admin_url()).split()[0]
     return (
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, PostgreSQL {postgres}, "
         f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
