@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.live import ROOT, Gunicorn, request, server_env
+from tests.live import ROOT, Gunicorn, request, server_env, unused_port
 
-PG_PORT = 18340
-APP_PORT = 18341
+PG_PORT = unused_port()
+APP_PORT = unused_port()
 CONNECT_TIMEOUT_S = 2
 STATEMENT_TIMEOUT_MS = 1500
 

@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import override_settings
 
 from tests.factories import create_api_key, funded_account
-from tests.live import ROOT, Gunicorn, database_url, request, server_env
+from tests.live import ROOT, Gunicorn, database_url, request, server_env, unused_port
 
 CHECK = "/v1/billing/credits/check"
 
@@ -56,7 +56,9 @@ def test_the_image_runs_gunicorn_with_the_config_and_checks_health():
 @pytest.mark.django_db(transaction=True)
 def test_gunicorn_serves_with_json_logs_request_ids_and_merged_metrics(tmp_path, user):
     key = create_api_key()
-    server = Gunicorn(18350, server_env(database_url(connection.settings_dict)), log_path=tmp_path / "server.log")
+    server = Gunicorn(
+        unused_port(), server_env(database_url(connection.settings_dict)), log_path=tmp_path / "server.log"
+    )
     try:
         status, headers, body = request(f"{server.url}/health", headers={"X-Request-ID": "probe-1"})
         assert (status, body["status"], headers["X-Request-ID"]) == (200, "healthy", "probe-1")
@@ -104,7 +106,9 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
     """Graceful shutdown: a charge waiting on a row lock when SIGTERM arrives still answers 201."""
     key = create_api_key()
     account = funded_account(user, uses=5, free_uses=0)
-    server = Gunicorn(18351, server_env(database_url(connection.settings_dict)), workers=1, log_path=tmp_path / "s.log")
+    server = Gunicorn(
+        unused_port(), server_env(database_url(connection.settings_dict)), workers=1, log_path=tmp_path / "s.log"
+    )
     result: dict[str, object] = {}
     body = {**user, "amount_minor": 100, "idempotency_key": "in-flight"}
     try:

@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from billing_site import throttling
 from tests.conftest import charge_body
+from tests.live import unused_port
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,7 @@ def redis_url():
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed")
-    port = 18390
+    port = unused_port()
     proc = subprocess.Popen(
         [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

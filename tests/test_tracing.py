@@ -59,11 +59,12 @@ def test_tracing_is_off_without_an_endpoint():
 
 
 def test_with_an_endpoint_requests_are_traced_and_exported():
-    server = HTTPServer(("127.0.0.1", 18360), Collector)
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        result = run_script({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:18360"})
+        result = run_script({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
     finally:
         server.shutdown()
         server.server_close()
