@@ -15,13 +15,20 @@ class BillingError(Exception):
     status_code = 400
     code = "billing_error"
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        account_id: object = None,
+    ):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
         self.headers = headers or {}
         # The account concerned, when known: logged with the outcome, never sent to the caller.
-        self.account_id: object = None
+        self.account_id = account_id
 
 
 class InsufficientCredits(BillingError):

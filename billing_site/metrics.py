@@ -23,6 +23,14 @@ from django.db import transaction
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from billing_site.errors import (
+    AccountInactive,
+    BillingError,
+    DuplicateRequest,
+    IdempotencyMismatch,
+    InsufficientCredits,
+)
+
 logger = logging.getLogger("billing.events")
 
 # --- HTTP -------------------------------------------------------------------------------
@@ -42,7 +50,7 @@ REQUESTS = Counter(
 
 # --- Credit checks and charges ------------------------------------------------------------
 CHECK_RESULTS = ("ok", "free", "insufficient", "suspended", "closed")
-CHARGE_RESULTS = ("ok", "free", "insufficient", "suspended", "closed", "duplicate", "mismatch")
+CHARGE_RESULTS = ("ok", "free", "insufficient", "suspended", "closed", "duplicate", "mismatch", "refused")
 
 CREDIT_CHECKS = Counter(
     "billing_credit_checks",
@@ -127,6 +135,24 @@ def observe_charge(*, result: str, account_id: object, amount_minor: int, debite
                 "amount_minor": amount_minor,
             },
         )
+
+
+def charge_refusal_result(error: BillingError) -> str:
+    """The CHARGES label for a charge the service refused or replayed."""
+    if isinstance(error, DuplicateRequest):
+        return "duplicate"
+    if isinstance(error, InsufficientCredits):
+        return "insufficient"
+    if isinstance(error, AccountInactive):
+        return "closed" if error.extra.get("status") == "closed" else "suspended"
+    if isinstance(error, IdempotencyMismatch):
+        return "mismatch"
+    return "refused"
+
+
+def observe_charge_refusal(error: BillingError, *, amount_minor: int) -> None:
+    account_id = error.original.account_id if isinstance(error, DuplicateRequest) else error.account_id
+    observe_charge(result=charge_refusal_result(error), account_id=account_id, amount_minor=amount_minor)
 
 
 def observe_credits_granted(*, kind: str, amount_minor: int, free_uses: int) -> None:

@@ -60,20 +60,19 @@ def charge_create(
         with transaction.atomic():
             account = lock_account(identity=identity, actor=actor)
             if not account.is_active:
-                inactive = AccountInactive(f"Account {account.status}", extra={"status": account.status})
-                inactive.account_id = account.pk  # for the money-event log line, not the answer
-                raise inactive
+                raise AccountInactive(
+                    f"Account {account.status}", extra={"status": account.status}, account_id=account.pk
+                )
             if account.free_uses_remaining > 0:
                 free_uses_delta, balance_delta = -1, 0
             elif account.balance_minor >= amount_minor:
                 free_uses_delta, balance_delta = 0, -amount_minor
             else:
-                insufficient = InsufficientCredits(
+                raise InsufficientCredits(
                     f"Insufficient credits. Balance: {account.balance_minor}, Required: {amount_minor}",
                     extra={"balance_minor": account.balance_minor, "required_minor": amount_minor},
+                    account_id=account.pk,
                 )
-                insufficient.account_id = account.pk  # for the money-event log line, not the answer
-                raise insufficient
             charge = Charge(
                 account=account,
                 idempotency_key=idempotency_key,

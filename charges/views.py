@@ -13,7 +13,7 @@ from accounts.identity import identity_from
 from accounts.models import Scope
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
-from billing_site.errors import AccountInactive, DuplicateRequest, IdempotencyMismatch, InsufficientCredits
+from billing_site.errors import BillingError, DuplicateRequest
 from charges.serializers import ChargeIn, ChargeOut, charge_in_fast, charge_out
 from charges.services import charge_create
 
@@ -90,19 +90,10 @@ class ChargeCreateView(APIView):
                 metadata=data.get("metadata"),
             )
         except DuplicateRequest as duplicate:
-            metrics.observe_charge(
-                result="duplicate", account_id=duplicate.original.account_id, amount_minor=data["amount_minor"]
-            )
+            metrics.observe_charge_refusal(duplicate, amount_minor=data["amount_minor"])
             return replay_response(duplicate, charge_out(duplicate.original))
-        except InsufficientCredits as exc:
-            metrics.observe_charge(result="insufficient", account_id=exc.account_id, amount_minor=data["amount_minor"])
-            raise
-        except AccountInactive as exc:
-            result = "closed" if exc.extra.get("status") == "closed" else "suspended"
-            metrics.observe_charge(result=result, account_id=exc.account_id, amount_minor=data["amount_minor"])
-            raise
-        except IdempotencyMismatch:
-            metrics.observe_charge(result="mismatch", account_id=None, amount_minor=data["amount_minor"])
+        except BillingError as refused:
+            metrics.observe_charge_refusal(refused, amount_minor=data["amount_minor"])
             raise
         metrics.observe_charge(
             result="free" if charge.paid_with_free_use else "ok",
