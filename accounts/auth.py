@@ -98,16 +98,11 @@ def _remember_local(prefix: str, record: dict[str, Any], expires: float) -> None
             _local_keys.popitem(last=False)
 
 
-def _load_key_record(prefix: str, request: Request) -> dict[str, Any] | None:
+def _load_key_record(prefix: str) -> dict[str, Any] | None:
     ttl = settings.API_KEY_LOCAL_CACHE_SECONDS
     now = time.monotonic()
     record = _local_key_record(prefix, now) if ttl > 0 else None
     if record is None:
-        # Only here (a key this process has not seen lately) does a lookup cost a cache
-        # round trip or a query: a client that keeps failing is refused before it.
-        from billing_site.throttling import refuse_if_failing_auth
-
-        refuse_if_failing_auth(request)
         record = _load_shared_key_record(prefix)
         if ttl > 0:
             _remember_local(prefix, record, now + ttl)
@@ -148,10 +143,16 @@ def extract_key(request: Request) -> str | None:
 
 
 def _failed(request: Request, detail: str, code: str) -> NoReturn:
-    """401, counted against the client: guessing keys soon earns 429s instead of lookups."""
+    """401, counted against the client: one that keeps failing gets 429s (guessing keys).
+
+    Only failures are counted and refused: a valid key is never turned away because
+    another caller behind the same address (a proxy, a NAT) sent bad ones.
+    """
     from billing_site.throttling import record_auth_failure
 
-    record_auth_failure(request)
+    wait = record_auth_failure(request)
+    if wait is not None:
+        raise exceptions.Throttled(wait=wait, detail="Too many failed API key attempts.")
     raise exceptions.AuthenticationFailed(detail, code=code)
 
 
@@ -165,7 +166,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 return OPEN_ACCESS, OPEN_ACCESS
             return None
         prefix, _ = split(key)
-        record = _load_key_record(prefix, request) if _PREFIX.fullmatch(prefix) else None
+        record = _load_key_record(prefix) if _PREFIX.fullmatch(prefix) else None
         if record is None or not _verify(key, record["hashed_key"]):
             _failed(request, "Invalid API key.", "invalid_api_key")
         if record["revoked"]:

@@ -113,6 +113,10 @@ def credits_grant(
             account = lock_account(identity=identity, actor=actor)
             if idempotency_key is not None:
                 _raise_if_granted(account=account, idempotency_key=idempotency_key, fingerprint=fingerprint)
+            if account.status == AccountStatus.CLOSED and (amount_minor > 0 or free_uses > 0):
+                raise InvalidOperation(
+                    f"Account {account} is closed: it takes no new credit (a negative adjustment may settle it)."
+                )
             if account.balance_minor + amount_minor < 0 or account.free_uses_remaining + free_uses < 0:
                 raise InvalidOperation(
                     f"Adjustment would take the account below zero "

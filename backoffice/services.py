@@ -55,33 +55,24 @@ def account_grant(
 ) -> GrantOutcome:
     """Grant paid credit and/or free uses to an existing account; a replayed key is not an error.
 
-    A closed account gets no grants (nor free uses): only an adjustment, to settle it.
+    A closed account gets no new credit: only a negative adjustment, to settle it.
 
     A back-office resubmit (double click, browser back and submit, a re-run command) with
     the same key answers with the original entry instead of granting twice. A key reused
     with other amounts still raises IdempotencyMismatch.
     """
     try:
-        with transaction.atomic():
-            # Lock, then read the status: a grant cannot slip in as the account is closed.
-            locked = Account.objects.select_for_update().get(pk=account.pk)
-            if locked.status == AccountStatus.CLOSED and kind != EntryKind.ADJUSTMENT:
-                replay = idempotency_key is not None and (
-                    LedgerEntry.objects.filter(account=locked, idempotency_key=idempotency_key).exists()
-                )
-                if not replay:  # a resubmit of a grant made before closing still answers with it
-                    raise InvalidOperation(
-                        f"Account {account} is closed: it gets no grants (an adjustment may still settle it)."
-                    )
-            entry = credits_grant(
-                identity=identity_of(account),
-                actor=actor,
-                reason=reason,
-                amount_minor=amount_minor,
-                free_uses=free_uses,
-                kind=kind,
-                idempotency_key=idempotency_key,
-            )
+        # credits_grant locks the account, answers a resubmit with the original entry, and
+        # refuses new credit to a closed account.
+        entry = credits_grant(
+            identity=identity_of(account),
+            actor=actor,
+            reason=reason,
+            amount_minor=amount_minor,
+            free_uses=free_uses,
+            kind=kind,
+            idempotency_key=idempotency_key,
+        )
     except DuplicateRequest as duplicate:
         return GrantOutcome(entry=duplicate.original, replayed=True)
     return GrantOutcome(entry=entry, replayed=False)

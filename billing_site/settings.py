@@ -201,7 +201,7 @@ API_KEY_LOCAL_CACHE_SECONDS = env.int("API_KEY_LOCAL_CACHE_SECONDS", default=5)
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATE_LIMIT_PER_KEY = env.str("RATE_LIMIT_PER_KEY", default="6000/min")
 RATE_LIMIT_PER_USER = env.str("RATE_LIMIT_PER_USER", default="600/min")
-# Failed API-key attempts per client address, before its lookups are refused with 429.
+# Failed API-key attempts per client address before its further failures answer 429.
 RATE_LIMIT_AUTH_FAILURES = env.str("RATE_LIMIT_AUTH_FAILURES", default="30/min")
 
 REST_FRAMEWORK = {
@@ -219,6 +219,9 @@ REST_FRAMEWORK = {
     # One class for both scopes (per key, per end user): one cache round trip per request.
     # It reads RATE_LIMIT_* at request time, so RATE_LIMIT_ENABLED=0 makes it a no-op.
     "DEFAULT_THROTTLE_CLASSES": ["billing_site.throttling.BillingRateThrottle"],
+    # Trusted proxies in front of the service: the client address for rate limits is then
+    # taken from X-Forwarded-For that many hops from the right; 0 = the socket peer.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 
 SPECTACULAR_SETTINGS = {

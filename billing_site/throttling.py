@@ -29,7 +29,6 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.locmem import LocMemCache
-from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -122,54 +121,24 @@ def reset_local_counters() -> None:
         _local_counters.clear()
 
 
-def peek_counter(key: str) -> int:
-    """The current count of a counter kept by increment_counters (0 if none, or no cache)."""
-    backend = caches["default"]
-    if isinstance(backend, LocMemCache):
-        with _local_lock:
-            expires, count = _local_counters.get(key, (0.0, 0))
-        return count if expires > time.monotonic() else 0
-    try:
-        client = _redis_client()
-        value = client.get(key) if client is not None else cache.get(key)
-        return int(value or 0)
-    except Exception as exc:  # fail open, as increment_counters does
-        logger.warning("rate limit counters unavailable: %s", exc)
-        return 0
+def client_ident(request: Request) -> str:
+    """The client's address as DRF's throttles see it: REMOTE_ADDR, or with NUM_PROXIES set,
+    the address that many trusted proxies put in X-Forwarded-For (never a client's own claim)."""
+    return BaseThrottle().get_ident(request)
 
 
-def _auth_failure_key(request: Request, now: float) -> tuple[str, int, int] | None:
+def record_auth_failure(request: Request) -> int | None:
+    """Count a failed API key for this client; the seconds to wait once it failed too often."""
     if not settings.RATE_LIMIT_ENABLED:
         return None
     rate = parse_rate(settings.RATE_LIMIT_AUTH_FAILURES)
     if rate is None:
         return None
     limit, window = rate
-    client = request.META.get("REMOTE_ADDR", "")
-    return f"rl:af:{client}:{window}:{int(now // window)}", limit, window
-
-
-def refuse_if_failing_auth(request: Request) -> None:
-    """429 for a client address that failed authentication too often in this window.
-
-    Failed keys never reach the per-key throttle (authentication runs first), and each
-    made-up key costs a lookup; this bounds that per client address (REMOTE_ADDR, the
-    socket peer: a header cannot choose it).
-    """
     now = time.time()
-    scope = _auth_failure_key(request, now)
-    if scope is None:
-        return
-    key, limit, window = scope
-    if peek_counter(key) >= limit:
-        raise Throttled(wait=math.ceil(window - (now % window)), detail="Too many failed API key attempts.")
-
-
-def record_auth_failure(request: Request) -> None:
-    scope = _auth_failure_key(request, time.time())
-    if scope is not None:
-        key, _, window = scope
-        increment_counters([(key, window + 1)])
+    key = f"rl:af:{client_ident(request)}:{window}:{int(now // window)}"
+    (count,) = increment_counters([(key, window + 1)])
+    return math.ceil(window - (now % window)) if count > limit else None
 
 
 def end_user_identity(request: Request, principal: ApiPrincipal) -> str | None:
@@ -203,8 +172,8 @@ class BillingRateThrottle(BaseThrottle):
         scopes: list[tuple[str, int, int]] = []  # (cache key, limit, window seconds)
         key_rate = parse_rate(settings.RATE_LIMIT_PER_KEY)
         if key_rate is not None:
-            # Without keys, the socket peer (never X-Forwarded-For, which a client can set).
-            caller = request.META.get("REMOTE_ADDR", "") if principal is OPEN_ACCESS else principal.prefix
+            # Without keys, the client address (X-Forwarded-For only through NUM_PROXIES trusted hops).
+            caller = client_ident(request) if principal is OPEN_ACCESS else principal.prefix
             limit, window = key_rate
             scopes.append((f"rl:k:{caller}:{window}:{int(now // window)}", limit, window))
         user_rate = parse_rate(settings.RATE_LIMIT_PER_USER)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import Account
+from accounts.models import Account, AccountStatus
+from accounts.services import account_set_status
 from ledger.models import LedgerEntry
 from tests.factories import funded_account
 
@@ -121,3 +122,15 @@ def test_the_same_key_with_another_reason_is_422(admin_api, user):
     admin_api.post(URL, grant_body(user), format="json")
 
     assert admin_api.post(URL, grant_body(user, reason="different"), format="json").status_code == 422
+
+
+def test_a_closed_account_takes_no_new_credit_but_may_be_settled(admin_api, user):
+    account = funded_account(user, uses=5)
+    account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user left", actor="test")
+
+    grant = admin_api.post(URL, grant_body(user, "after-close"), format="json")
+    positive_adjustment = admin_api.post(URL, grant_body(user, "adj+", kind="adjustment"), format="json")
+    settle = admin_api.post(URL, grant_body(user, "settle", kind="adjustment", amount_minor=-500), format="json")
+
+    assert (grant.status_code, positive_adjustment.status_code, settle.status_code) == (422, 422, 201)
+    assert Account.objects.get(pk=account.pk).balance_minor == 0
