@@ -514,8 +514,9 @@ def _move_taken_back(
     amounts to new ones, and record them; account and purchase are locked by the caller.
 
     More taken back: the credit share is debited, never below zero; the rest is the
-    shortfall. Less (a refund failed): the share is given back, but never more than the
-    refunds of this purchase actually debited (a shortfall was never taken, so is not returned).
+    shortfall. Less (a refund failed, a dispute was won): the share is given back, but never
+    more than the entries of that source (refunds, or the dispute, told by the idempotency
+    key's prefix) actually debited: a shortfall was never taken, so is not returned.
     Returns (entry, shortfall).
     """
     before = credit_taken_back(purchase)
@@ -526,10 +527,13 @@ def _move_taken_back(
         delta = -min(change, account.balance_minor)
         shortfall = change + delta
     else:
+        # Only what this kind of event took (refunds, or the dispute) is given back by it:
+        # a failed refund never returns a chargeback's debit, nor a won dispute a refund's.
+        source = idempotency_key.split(":", 1)[0].removesuffix("-won")
         debited = -(
-            LedgerEntry.objects.filter(purchase=purchase, kind=EntryKind.REFUND).aggregate(
-                total=Sum("balance_delta_minor")
-            )["total"]
+            LedgerEntry.objects.filter(
+                purchase=purchase, kind=EntryKind.REFUND, idempotency_key__startswith=f"{source}"
+            ).aggregate(total=Sum("balance_delta_minor"))["total"]
             or 0
         )
         delta = min(-change, max(debited, 0))
@@ -639,8 +643,8 @@ def purchase_dispute(*, dispute: dict[str, Any], event_id: str) -> LedgerEntry |
 
     The disputed funds are withdrawn from us when the dispute opens, so the credit goes
     back then, never below zero (shortfall recorded). Stripe allows one dispute per charge:
-    a second event for it changes nothing. A dispute the merchant later wins is not given
-    back automatically (an operator grants it; see README: Purchases).
+    a second event for it changes nothing. A dispute we win gives the credit back
+    (`purchase_dispute_reinstated`).
     Returns the ledger entry, or None when there was nothing to change (or not ours).
     """
     if _ignored_if_not_ours(intent_id=dispute.get("payment_intent"), obj=dispute, event_id=event_id):
@@ -667,4 +671,34 @@ def purchase_dispute(*, dispute: dict[str, Any], event_id: str) -> LedgerEntry |
         )
         purchase.save(update_fields=["refunded_minor", "disputed_minor", "status", "updated_at"])
     _log_taken_back("purchase disputed", purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
+    return entry
+
+
+def purchase_dispute_reinstated(*, dispute: dict[str, Any], event_id: str) -> LedgerEntry | None:
+    """A chargeback we won (`charge.dispute.funds_reinstated`): the disputed funds are ours
+    again, so the credit the dispute took back is given back, once, and never more than
+    the dispute actually debited (a shortfall was never taken, so is not returned).
+    Returns the ledger entry, or None when there was nothing to give back (or not ours).
+    """
+    if _ignored_if_not_ours(intent_id=dispute.get("payment_intent"), obj=dispute, event_id=event_id):
+        return None
+    purchase = dispute_purchase(dispute=dispute, event_id=event_id)
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=purchase.account_id)
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        if not purchase.disputed_minor:
+            logger.info("no dispute to reinstate", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id})
+            return None
+        entry, shortfall = _move_taken_back(
+            account=account,
+            purchase=purchase,
+            refunded=purchase.refunded_minor,
+            disputed=0,
+            event_id=event_id,
+            idempotency_key=f"stripe-dispute-won:{dispute.get('id') or event_id}",
+            reason="Chargeback won: the credit is given back",
+            details={"dispute": str(dispute.get("id") or ""), "reinstated_minor": purchase.disputed_minor},
+        )
+        purchase.save(update_fields=["refunded_minor", "disputed_minor", "status", "updated_at"])
+    _log_taken_back("purchase dispute won", purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
     return entry

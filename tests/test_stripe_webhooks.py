@@ -15,7 +15,9 @@ import pytest
 from django.conf import settings
 from djstripe.models import Event, WebhookEventTrigger
 
+from accounts.identity import Identity
 from accounts.models import Account
+from charges.services import charge_create
 from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase, PurchaseStatus
 from tests.conftest import charge_body
@@ -800,6 +802,55 @@ def test_a_chargeback_takes_the_credit_back_once(api, deliver, credited, localst
     status = api.get(f"/v1/billing/purchases/{payment_id}/status").json()
     assert (status["status"], status["succeeded"], status["credits_added"]) == ("refunded", False, 0)
     assert status["disputed_minor"] == 500
+
+
+def test_a_won_chargeback_gives_the_credit_back_once(api, deliver, credited, localstripe, user):
+    payment_id = credited(user)
+    dispute = dispute_of(localstripe, payment_id)
+    deliver(make_event("charge.dispute.created", dispute))
+    won = {**dispute, "status": "won"}
+
+    responses = [deliver(make_event("charge.dispute.funds_reinstated", won)) for _ in range(2)]
+
+    assert [r.status_code for r in responses] == [200, 200]
+    assert account_of(user).balance_minor == 2000
+    assert [e.balance_delta_minor for e in refunds_of(user)] == [-2000, 2000]
+    status = api.get(f"/v1/billing/purchases/{payment_id}/status").json()
+    assert (status["status"], status["succeeded"], status["credits_added"]) == ("succeeded", True, 20)
+
+
+def test_a_won_chargeback_of_spent_credit_gives_back_only_what_it_took(api, deliver, credited, localstripe, user):
+    payment_id = credited(user)
+    for i in range(3 + 15):  # 500 of 2000 left
+        api.post("/v1/billing/charges", charge_body(user, f"k{i}"), format="json")
+    dispute = dispute_of(localstripe, payment_id)
+    deliver(make_event("charge.dispute.created", dispute))
+
+    deliver(make_event("charge.dispute.funds_reinstated", {**dispute, "status": "won"}))
+
+    assert account_of(user).balance_minor == 500, "the 1500 shortfall was never taken"
+    account = account_of(user)
+    assert sum(e.balance_delta_minor for e in LedgerEntry.objects.filter(account=account)) == account.balance_minor
+
+
+def test_a_won_chargeback_never_gives_back_what_a_refund_took(deliver, credited, refund, localstripe, user):
+    payment_id = credited(user)
+    deliver(make_event("charge.refunded", refund(payment_id, amount=125)))  # takes 500
+    account = account_of(user)
+    for i in range(3 + 15):  # spend the other 1500
+        charge_create(
+            identity=Identity(oauth_provider=account.oauth_provider, external_id=account.external_id),
+            amount_minor=100,
+            currency="USD",
+            idempotency_key=f"k{i}",
+            actor="test",
+        )
+    dispute = dispute_of(localstripe, payment_id, amount=375)
+    deliver(make_event("charge.dispute.created", dispute))  # takes nothing: shortfall 1500
+
+    deliver(make_event("charge.dispute.funds_reinstated", {**dispute, "status": "won"}))
+
+    assert account_of(user).balance_minor == 0
 
 
 def test_a_chargeback_of_spent_credit_stops_at_zero(api, deliver, credited, localstripe, user):

@@ -32,6 +32,7 @@ from purchases.services import (
     check_payment_event,
     purchase_credit_from_intent,
     purchase_dispute,
+    purchase_dispute_reinstated,
     purchase_mark_failed,
     purchase_refund,
 )
@@ -39,7 +40,7 @@ from purchases.services import (
 logger = logging.getLogger(__name__)
 
 INTENT_EVENTS = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"})
-CHARGE_EVENTS = frozenset({"charge.refunded", "charge.dispute.created"})
+CHARGE_EVENTS = frozenset({"charge.refunded", "charge.dispute.created", "charge.dispute.funds_reinstated"})
 
 
 def _payload(data: Any, event_id: str) -> dict[str, Any]:
@@ -96,3 +97,8 @@ def on_charge_refunded(sender: type, event: Event, **kwargs: Any) -> None:
 @djstripe_receiver("charge.dispute.created")
 def on_charge_dispute_created(sender: type, event: Event, **kwargs: Any) -> None:
     purchase_dispute(dispute=_payload(event.data, event.id), event_id=event.id)
+
+
+@djstripe_receiver("charge.dispute.funds_reinstated")
+def on_charge_dispute_funds_reinstated(sender: type, event: Event, **kwargs: Any) -> None:
+    purchase_dispute_reinstated(dispute=_payload(event.data, event.id), event_id=event.id)
