@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from accounts.identity import Identity
 from accounts.models import Account, AccountStatus
+from billing_site.errors import insufficient_credits_detail
 from billing_site.sql import RowLoader, fetch_one, for_update_clause, table
 from ledger.models import LedgerEntry
 
@@ -42,7 +43,7 @@ def credit_status(*, account: Account, amount_minor: int | None = None) -> Credi
     if account.free_uses_remaining > 0 or account.balance_minor >= required:
         return CreditStatus(account=account, has_credit=True, reason=None, purchase_required=False)
     if account.balance_minor > 0:
-        reason = f"Insufficient credits. Balance: {account.balance_minor}, Required: {required}"
+        reason = insufficient_credits_detail(balance_minor=account.balance_minor, required_minor=required)
     else:
         reason = NO_CREDIT_REASON
     return CreditStatus(account=account, has_credit=False, reason=reason, purchase_required=True)

@@ -36,6 +36,11 @@ class InsufficientCredits(BillingError):
     code = "insufficient_credits"
 
 
+def insufficient_credits_detail(*, balance_minor: int, required_minor: int) -> str:
+    """The guide's wording, for the 402 and for a credit check's reason alike."""
+    return f"Insufficient credits. Balance: {balance_minor}, Required: {required_minor}"
+
+
 class AccountInactive(BillingError):
     """The account is suspended or closed: it may not be charged."""
 

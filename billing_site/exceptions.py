@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from billing_site.errors import BillingError
-from billing_site.middleware import DB_RETRY_AFTER_SECONDS
+from billing_site.middleware import DATABASE_UNAVAILABLE, DB_RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, OperationalError | InterfaceError):
         logger.error("database unavailable: %s", exc)
         return Response(
-            {"detail": "Database unavailable, retry shortly.", "code": "service_unavailable"},
+            DATABASE_UNAVAILABLE,
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
         )

@@ -22,10 +22,11 @@ logger = logging.getLogger(__name__)
 DB_RETRY_AFTER_SECONDS = 5
 
 
+DATABASE_UNAVAILABLE = {"detail": "Database unavailable, retry shortly.", "code": "service_unavailable"}
+
+
 def database_unavailable_response() -> JsonResponse:
-    response = JsonResponse(
-        {"detail": "Database unavailable, retry shortly.", "code": "service_unavailable"}, status=503
-    )
+    response = JsonResponse(DATABASE_UNAVAILABLE, status=503)
     response["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
     return response
 

@@ -9,7 +9,13 @@ from django.db import IntegrityError, transaction
 
 from accounts.identity import Identity
 from accounts.services import account_remember_last_seen, lock_account
-from billing_site.errors import AccountInactive, DuplicateRequest, IdempotencyMismatch, InsufficientCredits
+from billing_site.errors import (
+    AccountInactive,
+    DuplicateRequest,
+    IdempotencyMismatch,
+    InsufficientCredits,
+    insufficient_credits_detail,
+)
 from billing_site.sql import writer_for
 from charges.models import Charge
 from charges.selectors import charge_for_key
@@ -33,10 +39,6 @@ def _raise_replay(existing: Charge, *, amount_minor: int, currency: str, descrip
     )
 
 
-def _find_existing(identity: Identity, idempotency_key: str) -> Charge | None:
-    return charge_for_key(identity, idempotency_key)
-
-
 def charge_create(
     *,
     identity: Identity,
@@ -53,7 +55,7 @@ def charge_create(
     request, IdempotencyMismatch (422) for one used with another, InsufficientCredits (402)
     and AccountInactive (403). The account row is locked before its balance is read.
     """
-    existing = _find_existing(identity, idempotency_key)
+    existing = charge_for_key(identity, idempotency_key)
     if existing is not None:
         _raise_replay(existing, amount_minor=amount_minor, currency=currency, description=description)
     try:
@@ -69,7 +71,7 @@ def charge_create(
                 free_uses_delta, balance_delta = 0, -amount_minor
             else:
                 raise InsufficientCredits(
-                    f"Insufficient credits. Balance: {account.balance_minor}, Required: {amount_minor}",
+                    insufficient_credits_detail(balance_minor=account.balance_minor, required_minor=amount_minor),
                     extra={"balance_minor": account.balance_minor, "required_minor": amount_minor},
                     account_id=account.pk,
                 )
@@ -99,7 +101,7 @@ def charge_create(
             )
     except IntegrityError:
         # Another request with this key committed while we waited for the lock.
-        existing = _find_existing(identity, idempotency_key)
+        existing = charge_for_key(identity, idempotency_key)
         if existing is None:
             raise
         _raise_replay(existing, amount_minor=amount_minor, currency=currency, description=description)
