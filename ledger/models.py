@@ -13,10 +13,18 @@ class EntryKind(models.TextChoices):
     PURCHASE = "purchase", "Purchase"
     GRANT = "grant", "Grant"
     REFUND = "refund", "Refund"
+    REFUND_REVERSAL = "refund_reversal", "Refund reversal (a failed or reduced refund gives credit back)"
+    CHARGEBACK = "chargeback", "Chargeback (a dispute withdrew the funds)"
+    CHARGEBACK_REVERSAL = "chargeback_reversal", "Chargeback reversal (a dispute won, funds reinstated)"
     ADJUSTMENT = "adjustment", "Adjustment"
     MIGRATION = "migration", "Migration"
     # Zero deltas: the account was suspended, reactivated or closed (audit trail).
     STATUS_CHANGE = "status_change", "Status change"
+    # Daily free uses: the lazy top-up at the first movement of a UTC day.
+    DAILY_FREE_USES_GRANTED = "daily_free_uses_granted", "Daily free uses granted"
+    # Tool products (web search, ...): a paid tool use, and staff grants of a tool allowance.
+    TOOL_CHARGE = "tool_charge", "Tool charge"
+    TOOL_GRANT = "tool_grant", "Tool allowance granted"
 
 
 class LedgerEntry(models.Model):
