@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import Account
 from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase, PurchaseStatus
+from tools.reconcile import check_tool_allowances
 
 # Purchases that were paid (a refund happens after the credit, so those were credited too).
 PAID_STATUSES = (PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED, PurchaseStatus.PARTIALLY_REFUNDED)
@@ -337,6 +338,7 @@ def _account_from_metadata(intent: dict[str, Any]) -> Account | None:
 
 def reconcile(*, stripe_client: Any | None = None) -> list[Discrepancy]:
     found = check_accounts() + check_purchases()
+    found += [Discrepancy(d.check, d.subject, d.detail, d.fixes) for d in check_tool_allowances()]
     if stripe_client is not None:
         found += check_stripe(stripe_client)
     return found

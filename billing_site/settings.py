@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "purchases",
     "webhooks",
     "backoffice",
+    "tools",
 ]
 
 MIDDLEWARE = [

@@ -46,6 +46,7 @@ api = [
 
 urlpatterns = [
     path("v1/billing/", include(api)),
+    path("v1/tools/", include("tools.urls")),
     path("health", site_views.health, name="health"),
     path("metrics", site_views.metrics_view, name="metrics"),
     # dj-stripe's webhook view behind ours (400 for events that match no purchase of ours);

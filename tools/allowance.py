@@ -1,0 +1,23 @@
+"""The allowance rules, shared by the writes (services) and the reads (selectors)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date
+
+from django.utils import timezone
+
+from tools.models import ToolProduct
+
+
+def utc_today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+def daily_topup(*, product: ToolProduct, free_remaining: int) -> int:
+    """Free uses a new UTC day adds: the daily amount, never above the cap (nor below zero)."""
+    return max(0, min(product.free_daily_topup, product.free_cap - free_remaining))
+
+
+def paid_uses(*, balance_minor: int, product: ToolProduct) -> int:
+    """Whole uses of the product the paid balance buys."""
+    return balance_minor // product.effective_price_minor
