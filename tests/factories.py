@@ -111,3 +111,11 @@ def paid_purchase(
                 reason="Credit pack",
             )
     return purchase
+
+
+def tool_product(product_type: str = "web_search", **fields: Any) -> Any:
+    """A tool product (the original's web_search allowance unless told otherwise)."""
+    from tools.models import ToolProduct
+
+    defaults = {"free_initial": 10, "free_daily_topup": 3, "free_cap": 13, "price_minor": None, "active": True}
+    return ToolProduct.objects.update_or_create(product_type=product_type, defaults={**defaults, **fields})[0]

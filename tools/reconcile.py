@@ -33,8 +33,10 @@ def _per_allowance(queryset, aggregate):  # type: ignore[no-untyped-def]
 
 
 def check_tool_allowances() -> list[AllowanceDiscrepancy]:
-    entries = LedgerEntry.objects.filter(
-        account=OuterRef("account"), kind__in=TOOL_KINDS, details__product=OuterRef("product__product_type")
+    entries = (
+        LedgerEntry.objects.filter(account=OuterRef("account"), kind__in=TOOL_KINDS)
+        .annotate(entry_product=KT("details__product"))
+        .filter(entry_product=OuterRef("product__product_type"))
     )
     allowances = (
         ToolAllowance.objects.select_related("account", "product")
