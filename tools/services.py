@@ -36,7 +36,14 @@ class ToolChargeOutcome:
 
 
 def _grant_entry(
-    *, account: Account, allowance: ToolAllowance, amount: int, source: str, actor: str, reason: str, **extra: object
+    *,
+    account: Account,
+    allowance: ToolAllowance,
+    amount: int,
+    source: str,
+    actor: str,
+    reason: str,
+    idempotency_key: str | None = None,
 ) -> LedgerEntry:
     """Record free uses added to an allowance (the caller holds both row locks)."""
     allowance.free_remaining += amount
@@ -52,7 +59,7 @@ def _grant_entry(
             "free_delta": amount,
             "free_after": allowance.free_remaining,
         },
-        **extra,  # type: ignore[arg-type]
+        idempotency_key=idempotency_key,
     )
     transaction.on_commit(partial(metrics.observe_tool_grant, product=product_type, source=source, free_uses=amount))
     return entry

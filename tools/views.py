@@ -38,14 +38,10 @@ READ_ERRORS = {422: error("Missing identity, or an unknown or inactive product."
 
 
 def _query_identity(request: Request) -> Identity:
-    data = validated_query(request)
-    return identity_from(data, key_tenant_id=request.auth.tenant_id)
-
-
-def validated_query(request: Request) -> dict:
+    """The identity in the query string (422 with field errors), under the key's tenant rules."""
     serializer = serializers.ToolIdentityQuery(data=request.query_params)
     serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return identity_from(serializer.validated_data, key_tenant_id=request.auth.tenant_id)
 
 
 def _product(product_type: str) -> ToolProduct:
