@@ -34,8 +34,15 @@ def used(api, user, web_search) -> ToolAllowance:
 
 
 def product_form(**changes: object) -> dict:
-    return {"name": "Web search", "price_minor": "", "free_initial": 10, "free_daily_topup": 3, "free_cap": 13,
-            "active": "on", **changes}  # fmt: skip
+    return {
+        "name": "Web search",
+        "price_minor": "",
+        "free_initial": 10,
+        "free_daily_topup": 3,
+        "free_cap": 13,
+        "active": "on",
+        **changes,
+    }
 
 
 def test_staff_with_the_permission_change_a_products_price_and_allowance(web_search):
@@ -96,8 +103,14 @@ def test_a_grant_to_an_account_goes_through_the_service_once(web_search):
     client = login(*VIEW, "tools.grant_tool_allowance")
     form = client.get(GRANT_URL, {"account_id": str(account.pk), "product": "web_search"})
     key = form.context["form"]["idempotency_key"].value()
-    post = {"account_id": str(account.pk), "product": "web_search", "free_uses": 4, "reason": "Support ticket 9",
-            "idempotency_key": key, "confirm": "1"}  # fmt: skip
+    post = {
+        "account_id": str(account.pk),
+        "product": "web_search",
+        "free_uses": 4,
+        "reason": "Support ticket 9",
+        "idempotency_key": key,
+        "confirm": "1",
+    }
 
     first = client.post(GRANT_URL, post)
     client.post(GRANT_URL, post)  # the same page submitted twice
@@ -137,7 +150,7 @@ def test_granting_needs_the_permission(web_search):
             "reason": "r",
             "idempotency_key": "admin:x",
             "confirm": "1",
-        },  # fmt: skip
+        },
     )
 
     assert response.status_code == 403
@@ -156,7 +169,7 @@ def test_an_unknown_account_is_a_form_error(web_search):
             "reason": "r",
             "idempotency_key": "admin:x",
             "confirm": "1",
-        },  # fmt: skip
+        },
     )
 
     assert response.status_code == 200
