@@ -158,3 +158,18 @@ def test_the_migration_seeds_web_search_with_the_originals_allowance(db):
         13,
     )
     assert product.price_minor is None and product.active
+
+
+def test_free_tool_uses_granted_are_counted_by_source_once_committed(web_search, django_capture_on_commit_callbacks):
+    from prometheus_client import REGISTRY
+
+    def granted() -> float:
+        labels = {"product": "web_search", "source": "initial"}
+        return REGISTRY.get_sample_value("billing_tool_free_uses_granted_total", labels) or 0
+
+    before = granted()
+    with django_capture_on_commit_callbacks(execute=True):
+        charge("a")
+        charge("b")
+
+    assert granted() - before == 10

@@ -247,3 +247,15 @@ def test_metrics_count_tool_charges_by_product_and_result(api, user):
 
     assert {r: counter(r) - before[r] for r in before} == {"free": 1, "duplicate": 1, "insufficient": 1}
     assert counter("refused", product="unknown") - unknown_before == 1
+
+
+def test_a_retry_after_the_account_was_suspended_still_answers_the_original(api, user):
+    first = api.post(URL, body(user, "k-1"), format="json").json()
+    account = Account.objects.get(external_id=user["external_id"])
+    account_set_status(account_id=account.pk, status=AccountStatus.SUSPENDED, reason="support", actor="test")
+
+    again = api.post(URL, body(user, "k-1"), format="json")
+    new = api.post(URL, body(user, "k-2"), format="json")
+
+    assert (again.status_code, again.json()) == (200, first)
+    assert new.status_code == 403
