@@ -12,12 +12,16 @@ from ledger.models import EntryKind, LedgerEntry
 from usage.models import UsageRecord
 
 
-def linked_charge_id() -> Subquery:
-    """The interaction's charge (key litellm:{interaction_id}, same account), found when read:
-    usage and charge arrive in either order, so nothing has to be linked when either is written.
-    One lookup on the unique (account, idempotency_key) index."""
+def charge_lookup() -> QuerySet[Charge]:
+    """The interaction's charge (key litellm:{interaction_id}, same account), for a Subquery on
+    UsageRecord. Found when read: usage and charge arrive in either order, so nothing has to be
+    linked when either is written. One lookup on the unique (account, idempotency_key) index."""
     key = Concat(Value("litellm:"), OuterRef("interaction_id"), output_field=CharField())
-    return Subquery(Charge.objects.filter(account=OuterRef("account_id"), idempotency_key=key).values("id")[:1])
+    return Charge.objects.filter(account=OuterRef("account_id"), idempotency_key=key)
+
+
+def linked_charge_id() -> Subquery:
+    return Subquery(charge_lookup().values("id")[:1])
 
 
 def usage_with_charge() -> QuerySet[UsageRecord]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import IdentityIn
@@ -21,6 +23,7 @@ def count_field(help_text: str) -> StrictIntegerField:
     return StrictIntegerField(min_value=0, max_value=MAX_COUNT, required=False, default=0, help_text=help_text)
 
 
+@extend_schema_field(OpenApiTypes.NUMBER)
 class CostCentsField(serializers.Field):
     """A JSON number of cents (0.0421 or 4), kept exact as a Decimal; never a string or bool."""
 
@@ -162,7 +165,7 @@ class TransactionOut(serializers.Serializer):
     description = serializers.CharField()
     created_at = serializers.DateTimeField()
     balance_after = serializers.IntegerField(help_text="Paid balance after it, in minor units.")
-    transaction_type = serializers.ChoiceField(choices=EntryKind.choices, help_text="The ledger entry's kind.")
+    transaction_type = serializers.CharField(help_text="The ledger entry's kind: charge, purchase, grant, refund, ...")
     external_transaction_id = serializers.CharField(
         allow_null=True, help_text="The charge's idempotency key, or the purchase's Stripe PaymentIntent id."
     )
