@@ -132,10 +132,20 @@ def test_an_aggregate_covering_calls_whose_per_call_posts_were_lost_wins(api, us
 
 def test_an_aggregate_of_a_single_call_is_not_added_to_the_per_call_post(api, user):
     # An interaction gone stale after one call: the proxy posts its totals (1 call, int cents).
-    post(api, per_call(user))
-    post(api, aggregated(user, calls=1))
+    post(api, per_call(user, actual_cost_cents=1.2345))
+    post(api, aggregated(user, calls=1, actual_cost_cents=1))
 
-    assert the_record().total_llm_calls == 1
+    record = the_record()
+    assert (record.total_llm_calls, record.actual_cost_cents) == (1, Decimal("1.2345"))
+
+
+def test_per_call_posts_of_calls_without_a_reported_cost_are_each_counted(api, user):
+    # The proxy sends the integer 0 when the provider reported no cost (`response_cost or 0`).
+    for _ in range(3):
+        post(api, per_call(user, actual_cost_cents=0))
+
+    record = the_record()
+    assert (record.total_llm_calls, record.actual_cost_cents) == (3, 0)
 
 
 def test_another_interaction_gets_its_own_record(api, user):

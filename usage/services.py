@@ -37,14 +37,17 @@ class UsagePost:
 
     @property
     def is_per_call(self) -> bool:
-        """A report of one LLM call, as the proxy sends after every call.
+        """A report of one LLM call, as the proxy sends after every call; otherwise an aggregate.
 
-        The proxy's per-call posts carry total_llm_calls 1 and a fractional cost (`round(c, 4)`,
-        a JSON float even when zero); its aggregated posts carry the totals so far with integer
-        cents. An aggregate of a single call (an interaction gone stale after one call) is
-        therefore told apart by its integer cost, and is not added to the per-call sums.
+        The proxy's per-call posts carry total_llm_calls 1 and `round(cost, 4)`: a JSON float, or
+        the integer 0 when the provider reported no cost. Its aggregated posts carry the totals so
+        far with integer cents (`int(cost)`). So a post of one call with a whole, non-zero number
+        of cents is an aggregate (a one-call interaction gone stale), not a second call. A one-call
+        aggregate of under a cent (int 0) cannot be told from a per-call post and is counted as one.
         """
-        return self.total_llm_calls == 1 and not self.cost_is_integer
+        if self.total_llm_calls != 1:
+            return False
+        return not (self.cost_is_integer and self.actual_cost_cents > 0)
 
 
 def _empty() -> dict[str, Any]:

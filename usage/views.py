@@ -58,10 +58,11 @@ class UsageCreateView(APIView):
         operation_id="litellm_usage_create",
         summary="Record an LLM interaction's usage (the LLM proxy, after every call)",
         description=(
-            "One record per (account, interaction_id). Per-call posts (total_llm_calls 1, fractional cost) are "
-            "summed; aggregated posts (the totals so far, integer cents) keep their largest value; each total is "
-            "the larger of the two, so a call is never counted twice whatever the order. The cost is stored "
-            "exactly as sent. Creates the account on first sight, like a credit check."
+            "One record per (account, interaction_id). Per-call posts (total_llm_calls 1) are summed; aggregated "
+            "posts (the totals so far, integer cents; a one-call post with whole non-zero cents is one) keep "
+            "their largest value; each total is the larger of the two, so a call is never counted twice whatever "
+            "the order. The cost is stored exactly as sent (a JSON number, read as a decimal). Creates the "
+            "account on first sight, like a credit check."
         ),
         request=UsageIn,
         responses={201: UsageLoggedOut, **COMMON_ERRORS},
