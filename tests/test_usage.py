@@ -322,3 +322,20 @@ def test_concurrent_per_call_and_aggregated_posts_never_count_a_call_twice(live_
     assert record.total_llm_calls == 10
     assert record.total_prompt_tokens == 12000
     assert record.actual_cost_cents == Decimal("0.421")
+
+
+def test_staff_see_usage_records_read_only_in_the_admin(api, user):
+    from django.test import Client
+
+    from tests.factories import staff_user
+
+    post(api, per_call(user))
+    client = Client()
+    client.force_login(staff_user("root", superuser=True))
+
+    listing = client.get("/admin/usage/usagerecord/")
+    detail = client.get(f"/admin/usage/usagerecord/{the_record().pk}/change/")
+
+    assert listing.status_code == 200 and "int-1" in listing.content.decode()
+    assert detail.status_code == 200 and 'name="_save"' not in detail.content.decode()
+    assert client.get("/admin/usage/usagerecord/add/").status_code == 403
