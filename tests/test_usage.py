@@ -82,6 +82,14 @@ def test_sub_cent_costs_add_up_exactly(api, user):
     assert the_record().actual_cost_cents == Decimal("0.3")  # 0.1 + 0.1 + 0.1 in floats is 0.30000000000000004
 
 
+def test_the_cost_is_read_as_the_decimal_sent_not_a_binary_float(api, user):
+    # 19 significant digits: a float would keep about 16 (123456789.01234567).
+    raw = json.dumps(per_call(user)).replace("0.0421", "123456789.0123456789")
+
+    assert api.generic("POST", URL, raw, content_type="application/json").status_code == 201
+    assert the_record().actual_cost_cents == Decimal("123456789.0123456789")
+
+
 def test_an_unknown_users_first_post_creates_the_account_as_a_check_would(api, user):
     post(api, per_call(user))
 
