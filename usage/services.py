@@ -90,16 +90,19 @@ def merge_post(record: UsageRecord, post: UsagePost) -> None:
 def usage_record(*, identity: Identity, actor: str, post: UsagePost) -> UsageRecord:
     """Record one usage post for the identity's interaction (the account is made on first sight).
 
-    Concurrent posts for one interaction: the INSERT of the empty record is ON CONFLICT DO
-    NOTHING (the unique constraint lets one in), and every merge happens with the record's
-    row locked, so no post's numbers are lost or applied twice.
+    Concurrent posts for one interaction: the first post's INSERT of the empty record is ON
+    CONFLICT DO NOTHING (the unique constraint lets one in), and every merge happens with the
+    record's row locked, so no post's numbers are lost or applied twice.
     """
     account, _ = account_get_or_create(identity=identity, actor=actor)
+    records = UsageRecord.objects.select_for_update()
     with transaction.atomic():
-        UsageRecord.objects.bulk_create(
-            [UsageRecord(account=account, interaction_id=post.interaction_id)], ignore_conflicts=True
-        )
-        record = UsageRecord.objects.select_for_update().get(account=account, interaction_id=post.interaction_id)
+        record = records.filter(account=account, interaction_id=post.interaction_id).first()
+        if record is None:
+            UsageRecord.objects.bulk_create(
+                [UsageRecord(account=account, interaction_id=post.interaction_id)], ignore_conflicts=True
+            )
+            record = records.get(account=account, interaction_id=post.interaction_id)
         merge_post(record, post)
         record.save()
     logger.info(
