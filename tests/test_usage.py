@@ -200,6 +200,14 @@ def test_bad_input_is_a_422_naming_the_field(api, user, change, field):
     assert not UsageRecord.objects.exists()
 
 
+@pytest.mark.parametrize("raw", ["[]", "{}", '"usage"', "null", '{"interaction_id": {"a": 1}}'])
+def test_a_body_that_is_not_a_usage_object_is_a_422(api, raw):
+    response = api.generic("POST", URL, raw, content_type="application/json")
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
 def test_a_huge_exponent_is_a_422_not_a_500(api, user):
     raw = json.dumps(per_call(user)).replace("0.0421", "1e999999")
 
