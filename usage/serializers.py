@@ -73,6 +73,11 @@ class UsageIn(IdentityIn):
     error_count = count_field("Failed LLM calls.")
     fallback_count = count_field("Calls served by a fallback model.")
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # IdentityIn copies its fields shallowly (see ShallowFieldsMixin); models_used holds a
+        # child field, which must not be shared between requests: DRF's own deep copy.
+        return serializers.Serializer.get_fields(self)
+
     def post(self) -> UsagePost:
         data = self.validated_data
         raw_cost = self.initial_data.get("actual_cost_cents", 0) if isinstance(self.initial_data, dict) else 0
