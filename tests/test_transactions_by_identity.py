@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
+from accounts.identity import Identity
 from accounts.models import Account, AccountStatus
-from accounts.services import account_set_status
+from accounts.services import account_set_status, credits_grant
 from tests.conftest import charge_body
 from tests.factories import funded_account, paid_purchase
 
@@ -49,11 +50,27 @@ def test_the_history_lists_charges_and_credits_newest_first(api, user, buyer):
         "free_uses_delta": 0,
     }
     assert (purchase["type"], purchase["transaction_type"], purchase["amount_minor"]) == ("credit", "purchase", 2000)
-    assert purchase["external_transaction_id"] == "pi_3Nxyz"
+    assert (purchase["external_transaction_id"], purchase["description"], purchase["metadata"]) == (
+        "pi_3Nxyz",
+        "Purchase",
+        None,
+    )
     assert (free["type"], free["amount_minor"], free["free_uses_delta"]) == ("charge", 0, -1)
     assert (adjustment["transaction_type"], adjustment["free_uses_delta"]) == ("adjustment", -2)
     assert granted["transaction_type"] == "free_uses_granted"
     assert all(isinstance(t["description"], str) and t["description"] for t in body["transactions"])
+
+
+def test_the_user_sees_a_grants_description_but_never_the_staffs_reason(api, user):
+    funded_account(user)
+    identity = Identity(oauth_provider=user["oauth_provider"], external_id=user["external_id"])
+    credits_grant(identity=identity, actor="staff:ann", reason="Ticket 4711: outage", amount_minor=5)
+    credits_grant(identity=identity, actor="staff:ann", reason="Suspected abuse", amount_minor=-5, kind="adjustment")
+    credits_grant(identity=identity, actor="staff:ann", reason="r", amount_minor=5, description="Sorry for the outage")
+
+    descriptions = [t["description"] for t in history(api, user).json()["transactions"]]
+
+    assert descriptions == ["Sorry for the outage", "Adjustment", "Grant", "Free uses granted"]
 
 
 def test_limit_and_offset_page_through_it(api, user, buyer):

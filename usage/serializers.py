@@ -137,22 +137,26 @@ CHARGE_KINDS = (EntryKind.CHARGE, EntryKind.TOOL_CHARGE)
 
 
 def transaction_out(entry: LedgerEntry) -> dict[str, Any]:
-    """One ledger entry as the agent's TransactionItem: type charge or credit, signed amount."""
+    """One ledger entry as the agent's TransactionItem: type charge or credit, signed amount.
+
+    The agent shows this to the end user, so the description is the charge's own, a grant's
+    user-facing description, or the kind's label: never the staff's internal reason.
+    """
     charge, purchase = entry.charge, entry.purchase
     if charge is not None:
-        description = charge.description or entry.reason
+        description = charge.description
         metadata: dict[str, Any] | None = charge.metadata or {}
         external = charge.idempotency_key
     else:
-        description = entry.reason
-        metadata = entry.details or {}
+        description = (entry.details or {}).get("description")
+        metadata = None
         external = purchase.stripe_payment_intent_id if purchase is not None else None
     return {
         "transaction_id": str(entry.id),
         "type": "charge" if entry.kind in CHARGE_KINDS else "credit",
         "amount_minor": entry.balance_delta_minor,
         "currency": entry.currency,
-        "description": description or entry.get_kind_display(),
+        "description": description if isinstance(description, str) and description else entry.get_kind_display(),
         "created_at": entry.created_at.isoformat().replace("+00:00", "Z"),
         "balance_after": entry.balance_after_minor,
         "transaction_type": entry.kind,
@@ -174,7 +178,7 @@ class TransactionOut(serializers.Serializer):
     external_transaction_id = serializers.CharField(
         allow_null=True, help_text="The charge's idempotency key, or the purchase's Stripe PaymentIntent id."
     )
-    metadata = serializers.DictField(allow_null=True)
+    metadata = serializers.DictField(allow_null=True, help_text="A charge's metadata; null for credits.")
     free_uses_delta = serializers.IntegerField(help_text="Change of the free uses (a free use is -1).")
 
 
