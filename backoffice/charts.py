@@ -30,8 +30,10 @@ def _axis_top(value: float) -> float:
     return 4 * step
 
 
-def bar_chart(*, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "") -> SafeString:
-    """Stacked bars, one per label; each bar has a tooltip with its numbers."""
+def bar_chart(
+    *, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", precision: int = 0
+) -> SafeString:
+    """Stacked bars, one per label; each bar has a tooltip with its numbers (`precision` decimals)."""
     count = max(len(labels), 1)
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
     top = _axis_top(max(totals, default=0))
@@ -54,7 +56,7 @@ def bar_chart(*, title: str, labels: Sequence[str], series: Sequence[Series], un
     for i, label in enumerate(labels):
         x = LEFT + i * slot + (slot - bar_w) / 2
         base = TOP + plot_h
-        tip = ", ".join(f"{s.name} {s.values[i]:,.0f}{unit}" for s in series)
+        tip = ", ".join(f"{s.name} {s.values[i]:,.{precision}f}{unit}" for s in series)
         parts.append(f"<g><title>{escape(label)}: {escape(tip)}</title>")
         for n, s in enumerate(series):
             h = plot_h * s.values[i] / top

@@ -47,7 +47,7 @@ class Stats:
 FIELDS = [f for f in Stats.__dataclass_fields__]
 
 
-def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+def day_bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
     tz = timezone.get_current_timezone()
     return (
         dt.datetime.combine(start, dt.time.min, tzinfo=tz),
@@ -63,7 +63,7 @@ def daily_stats(*, start: dt.date, end: dt.date) -> list[Stats]:
     """One row per day from start to end (both included), days without activity as zeros."""
     if end < start:
         raise ValueError("end is before start")
-    lower, upper = _bounds(start, end)
+    lower, upper = day_bounds(start, end)
     days = {
         start + dt.timedelta(days=i): Stats(day=(start + dt.timedelta(days=i)).isoformat())
         for i in range((end - start).days + 1)

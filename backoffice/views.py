@@ -11,10 +11,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from backoffice import reports
+from backoffice import margins, reports
 from backoffice.charts import Series, bar_chart
 
 DASHBOARD_DAYS = 30
+MODELS_CHARTED = 12
 # The dashboard sums accounts, charges and purchases (revenue): it is for staff who may
 # already see each of those records, so it reveals nothing they could not look up.
 DASHBOARD_PERMISSIONS = ("accounts.view_account", "charges.view_charge", "purchases.view_purchase")
@@ -44,11 +45,38 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ),
     ]
     charts = [(title, bar_chart(title=title, labels=labels, series=series)) for title, series in panels]
+    margin = margins.margin_report(start=today - dt.timedelta(days=DASHBOARD_DAYS - 1), end=today)
+    margin_charts = [
+        (
+            f"LLM provider cost and margin per day, stacked: revenue of the uses charged ({currency} minor units)",
+            bar_chart(
+                title="Provider cost and revenue per day",
+                labels=labels,
+                series=[
+                    Series("provider cost", [float(d.cost_cents) for d in margin.days]),
+                    Series("margin", [max(float(d.margin_minor), 0) for d in margin.days]),
+                ],
+                precision=2,
+            ),
+        ),
+        (
+            f"Provider cost per model, last {DASHBOARD_DAYS} days ({currency} minor units)",
+            bar_chart(
+                title="Provider cost per model",
+                labels=[m.key for m in margin.models[:MODELS_CHARTED]],
+                series=[Series("provider cost", [float(m.cost_cents) for m in margin.models[:MODELS_CHARTED]])],
+                precision=2,
+            ),
+        ),
+    ]
     context = {
         **admin.site.each_context(request),
         "title": "Dashboard",
         "overview": reports.overview(),
-        "charts": charts,
+        "charts": charts + margin_charts,
+        "margin": margin,
+        "pack_price_minor": settings.BILLING_PACK_PRICE_MINOR,
+        "pack_uses": settings.BILLING_PACK_USES,
         "period": reports.total_of(days, label=f"last {DASHBOARD_DAYS} days"),
         "currency": currency,
     }

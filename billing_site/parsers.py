@@ -20,6 +20,9 @@ class PayloadTooLarge(APIException):
 class LimitedJSONParser(JSONParser):
     """Reads at most MAX_REQUEST_BODY_BYTES; chunked bodies get the same limit as sized ones."""
 
+    # How JSON numbers with a fraction are read (a subclass may read them as Decimal).
+    parse_float: Any = None
+
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
         limit = settings.MAX_REQUEST_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
@@ -28,7 +31,7 @@ class LimitedJSONParser(JSONParser):
         if not raw:
             return {}
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            return json.loads(raw.decode("utf-8"), parse_float=self.parse_float, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ParseError(f"Malformed JSON: {exc}") from exc
 

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "charges",
     "purchases",
     "webhooks",
+    "usage",
     "backoffice",
     "tools",
 ]

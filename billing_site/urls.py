@@ -11,6 +11,7 @@ from backoffice import views as backoffice_views
 from billing_site import views as site_views
 from charges import views as charge_views
 from purchases import views as purchase_views
+from usage import views as usage_views
 from webhooks import views as webhook_views
 
 
@@ -39,6 +40,9 @@ api = [
         account_views.AccountTransactionsView.as_view(),
         name="accounts-transactions",
     ),
+    path("accounts/<anyuuid:account_id>/usage", usage_views.AccountUsageView.as_view(), name="accounts-usage"),
+    path("litellm/usage", usage_views.UsageCreateView.as_view(), name="litellm-usage"),
+    path("transactions", usage_views.TransactionsView.as_view(), name="transactions-by-identity"),
     path("purchases", purchase_views.PurchaseCreateView.as_view(), name="purchases-create"),
     path("purchases/<str:payment_id>", purchase_views.PurchaseDetailView.as_view(), name="purchases-detail"),
     path("purchases/<str:payment_id>/status", purchase_views.PurchaseStatusView.as_view(), name="purchases-status"),

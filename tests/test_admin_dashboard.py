@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.test import Client
 
@@ -38,9 +40,30 @@ def test_the_dashboard_shows_accounts_uses_conversion_and_revenue(staff, api, us
     assert overview.uses == {"today": 2, "7d": 2, "30d": 2}
     assert overview.revenue_minor_30d == 500
     body = response.content.decode()
-    assert body.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 4
+    assert body.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 6
     assert "Uses per day" in body and "Revenue per day" in body
     assert "free uses 2" in body  # today's bar tooltip, drawn from the data
+
+
+def test_the_dashboard_shows_llm_cost_revenue_and_margin_per_model(staff, api, user):
+    funded_account(user, uses=1, free_uses=0)
+    assert api.post("/v1/billing/charges", charge_body(user, "litellm:i1"), format="json").status_code == 201
+    for model, cost in (("m-a", 0.5), ("m-b", 0.25)):
+        body = {**user, "interaction_id": "i1", "total_llm_calls": 1, "models_used": [model], "actual_cost_cents": cost}
+        assert api.post("/v1/billing/litellm/usage", body, format="json").status_code == 201
+
+    response = staff.get(URL)
+
+    margin = response.context["margin"]
+    assert (margin.total.interactions, margin.total.paid_uses) == (1, 1)
+    assert margin.total.cost_cents == Decimal("0.75")
+    assert margin.total.revenue_minor == Decimal(25)
+    assert margin.total.margin_minor == Decimal("24.25")
+    assert [(m.key, m.cost_cents) for m in margin.models] == [("m-a", Decimal("0.375")), ("m-b", Decimal("0.375"))]
+    body = response.content.decode()
+    assert "Revenue per use = pack price ÷ pack uses = 500 ÷ 20 = 25.00" in body
+    assert "<td>m-a</td><td>1</td><td>1</td>" in body
+    assert "provider cost 0.75, margin 24.25" in body  # today's bar tooltip
 
 
 def test_the_dashboard_loads_nothing_from_other_hosts(staff):

@@ -15,6 +15,7 @@ from accounts.models import Account
 from charges.models import Charge
 from tests.conftest import charge_body, run_command
 from tests.factories import funded_account, paid_purchase
+from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +101,95 @@ def test_bad_arguments_fail_clearly(db, args, message):
 def test_dates_at_the_end_of_the_calendar_fail_clearly(db, start, end):
     with pytest.raises(CommandError, match="--"):
         run_command("billing_report", "--from", start, "--to", end)
+
+
+# --- --margins: LLM provider cost against the revenue of the uses charged ---------------
+
+
+@pytest.fixture
+def llm_usage(api, user):
+    """Three interactions. i1: a free use, two calls of m-a (0.0421 each). i2: a paid use, one call
+    of m-a (0.5) and one of m-b (0.3). i3 (yesterday): no charge, an aggregate of 4 calls, 2 cents, no model."""
+    funded_account(user, uses=2, free_uses=1)
+    for iid in ("i1", "i2"):
+        body = charge_body(user, f"litellm:{iid}", description=f"LiteLLM interaction: {iid}")
+        assert api.post("/v1/billing/charges", body, format="json").status_code == 201
+    posts = [
+        ("i1", 1, "m-a", 0.0421),
+        ("i1", 1, "m-a", 0.0421),
+        ("i2", 1, "m-a", 0.5),
+        ("i2", 1, "m-b", 0.3),
+    ]
+    for iid, calls, model, cost in posts:
+        body = {**user, "interaction_id": iid, "total_llm_calls": calls, "total_prompt_tokens": 100}
+        body.update(total_completion_tokens=10, models_used=[model], actual_cost_cents=cost)
+        assert api.post("/v1/billing/litellm/usage", body, format="json").status_code == 201
+    aggregate = {**user, "interaction_id": "i3", "total_llm_calls": 4, "total_prompt_tokens": 400}
+    assert (
+        api.post("/v1/billing/litellm/usage", {**aggregate, "actual_cost_cents": 2}, format="json").status_code == 201
+    )
+    UsageRecord.objects.filter(interaction_id="i3").update(created_at=timezone.now() - dt.timedelta(days=1))
+
+
+def margins(fmt: str = "json") -> str:
+    start = (TODAY - dt.timedelta(days=1)).isoformat()
+    out, _ = run_command("billing_report", "--margins", "--from", start, "--to", TODAY.isoformat(), "--format", fmt)
+    return out
+
+
+def test_the_margin_report_gives_cost_revenue_and_margin_per_day(llm_usage):
+    data = json.loads(margins())
+
+    assert data["revenue_per_use_minor"] == 25  # 500 ÷ 20
+    yesterday, today = data["days"]
+    assert (yesterday["interactions"], yesterday["calls"], yesterday["cost_cents"]) == (1, 4, 2)
+    assert (yesterday["revenue_minor"], yesterday["uncharged"], yesterday["margin_percent"]) == (0, 1, None)
+    assert (today["interactions"], today["calls"], today["prompt_tokens"]) == (2, 4, 400)
+    assert (today["paid_uses"], today["free_uses"]) == (1, 1)
+    assert today["cost_cents"] == 0.8842
+    assert today["revenue_minor"] == 25
+    assert today["margin_minor"] == 24.1158
+    assert today["cost_per_interaction_cents"] == 0.4421
+    assert data["total"]["cost_cents"] == 2.8842
+    assert data["total"]["margin_minor"] == 22.1158
+    assert data["total"]["margin_percent"] == 88.5
+
+
+def test_a_multi_model_interaction_is_split_in_equal_shares_per_model(llm_usage):
+    models = {m["key"]: m for m in json.loads(margins())["models"]}
+
+    assert list(models) == ["(unknown)", "m-a", "m-b"]  # by cost, highest first
+    assert (models["m-a"]["interactions"], models["m-a"]["calls"]) == (2, 3)
+    assert models["m-a"]["cost_cents"] == 0.4842  # all of i1, half of i2
+    assert models["m-a"]["revenue_minor"] == 12.5
+    assert (models["m-b"]["interactions"], models["m-b"]["cost_cents"], models["m-b"]["revenue_minor"]) == (
+        1,
+        0.4,
+        12.5,
+    )
+    assert sum(m["cost_cents"] for m in models.values()) == pytest.approx(2.8842)
+
+
+def test_the_margin_report_as_csv_and_table(llm_usage):
+    rows = list(csv.DictReader(io.StringIO(margins("csv"))))
+    assert [(r["group"], r["key"]) for r in rows] == [
+        ("day", (TODAY - dt.timedelta(days=1)).isoformat()),
+        ("day", TODAY.isoformat()),
+        ("model", "(unknown)"),
+        ("model", "m-a"),
+        ("model", "m-b"),
+        ("total", "total"),
+    ]
+    assert rows[-1]["revenue_minor"] == "25"
+
+    table = margins("table")
+    assert "cost_per_interaction_cents" in table.splitlines()[0]
+    assert "Revenue per use = pack price ÷ pack uses = 500 ÷ 20 = 25.00" in table
+
+
+def test_the_margin_report_with_no_usage_is_zeros(db):
+    data = json.loads(margins())
+
+    assert data["models"] == []
+    assert data["total"]["interactions"] == 0
+    assert data["total"]["margin_percent"] is None

@@ -1,0 +1,50 @@
+"""Reads: an account's usage records (with their charge) and its ledger for the agent's history."""
+
+from __future__ import annotations
+
+from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Concat
+
+from accounts.identity import Identity
+from accounts.selectors import account_for_identity
+from charges.models import Charge
+from ledger.models import EntryKind, LedgerEntry
+from usage.models import UsageRecord
+
+
+def charge_lookup() -> QuerySet[Charge]:
+    """The interaction's charge (key litellm:{interaction_id}, same account), for a Subquery on
+    UsageRecord. Found when read: usage and charge arrive in either order, so nothing has to be
+    linked when either is written. One lookup on the unique (account, idempotency_key) index."""
+    key = Concat(Value("litellm:"), OuterRef("interaction_id"), output_field=CharField())
+    return Charge.objects.filter(account=OuterRef("account_id"), idempotency_key=key)
+
+
+def linked_charge_id() -> Subquery:
+    return Subquery(charge_lookup().values("id")[:1])
+
+
+def usage_with_charge() -> QuerySet[UsageRecord]:
+    return UsageRecord.objects.annotate(linked_charge_id=linked_charge_id())
+
+
+def account_usage(*, account_id: object) -> QuerySet[UsageRecord]:
+    return usage_with_charge().filter(account_id=account_id).order_by("-id")
+
+
+def identity_transactions(*, identity: Identity, limit: int, offset: int) -> tuple[list[LedgerEntry], int]:
+    """A page of the identity's ledger, newest first, and the total count (no account: none).
+
+    A read never creates an account. Status changes (zero-delta audit entries) are not
+    transactions and are left out.
+    """
+    account = account_for_identity(identity)
+    if account is None:
+        return [], 0
+    entries = (
+        LedgerEntry.objects.filter(account=account)
+        .exclude(kind=EntryKind.STATUS_CHANGE)
+        .select_related("charge", "purchase")
+        .order_by("-id")
+    )
+    return list(entries[offset : offset + limit]), entries.count()
