@@ -15,7 +15,7 @@ help:
 	@echo "make test   - run the whole suite against PostgreSQL (DATABASE_URL, default $(DATABASE_URL_TEST))"
 	@echo "make serve  - production server: gunicorn (gunicorn.conf.py) against DATABASE_URL; needs DJANGO_SECRET_KEY"
 	@echo "make bench  - benchmark under gunicorn + wrk against pgbench and a minimal DRF app (writes bench/RESULTS.md)"
-	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make lint   - ruff check, ruff format --check, mypy and the import-cycle check"
 	@echo "make localstripe - a fake Stripe API on http://127.0.0.1:$(LOCALSTRIPE_PORT) (see README: Purchases)"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -79,9 +79,13 @@ test: export DATABASE_URL ?= $(DATABASE_URL_TEST)
 test: venv chromium localstripe-venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff, mypy (django-stubs; services, selectors and views: mypy.ini) and the import check
+# (no cycles, billing_site imports no app: scripts/check_imports.py).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/check_imports.py
 
 format: venv
 	$(BIN)/ruff check --fix .

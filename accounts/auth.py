@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework_api_key.crypto import split
 
 from accounts.models import SCOPE_RANK, ApiKey, Scope
+from billing_site.ratelimit import record_auth_failure
 
 _MISSING = "missing"
 # djangorestframework-api-key prefixes are 8 letters/digits; anything else is no key of ours
@@ -148,8 +149,6 @@ def _failed(request: Request, detail: str, code: str) -> NoReturn:
     Only failures are counted and refused: a valid key is never turned away because
     another caller behind the same address (a proxy, a NAT) sent bad ones.
     """
-    from billing_site.throttling import record_auth_failure
-
     wait = record_auth_failure(request)
     if wait is not None:
         raise exceptions.Throttled(wait=wait, detail="Too many failed API key attempts.")
