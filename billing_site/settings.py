@@ -207,7 +207,7 @@ RATE_LIMIT_AUTH_FAILURES = env.str("RATE_LIMIT_AUTH_FAILURES", default="30/min")
 # many milliseconds, whichever first: no round trip per request. The price is accuracy
 # across processes: at most limit + 2 x processes x batch per window (billing_site.ratelimit).
 RATE_LIMIT_BATCH = env.int("RATE_LIMIT_BATCH", default=20)
-RATE_LIMIT_FLUSH_MS = env.int("RATE_LIMIT_FLUSH_MS", default=200)
+RATE_LIMIT_FLUSH_MS = env.int("RATE_LIMIT_FLUSH_MS", default=1000)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.auth.ApiKeyAuthentication"],
@@ -285,8 +285,9 @@ LOGGING = {
         "console": {"format": "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"},
     },
     "handlers": {
+        # Formatted and written by a background thread, off the request path (billing_site.logqueue).
         "default": {
-            "class": "logging.StreamHandler",
+            "()": "billing_site.logqueue.background_stream_handler",
             "filters": ["request_id"],
             "formatter": "json" if LOG_FORMAT == "json" else "console",
         }
