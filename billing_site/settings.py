@@ -66,16 +66,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "billing_site.middleware.RequestContextMiddleware",
-    "billing_site.middleware.JsonErrorPagesMiddleware",
-    "billing_site.middleware.DatabaseUnavailableMiddleware",
-    "billing_site.middleware.BodySizeLimitMiddleware",
+    # Request id, metrics, body-size limit, 503 for database outages, JSON error pages.
+    "billing_site.middleware.ApiEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Django's session, CSRF, auth and messages middlewares, passed through on /v1/ API paths
-    # (they serve the admin; API calls use keys): see billing_site.middleware.
+    # Django's session, common, CSRF, auth and messages middlewares, passed through on /v1/
+    # API paths (they serve the admin; API calls use keys): see billing_site.middleware.
     "billing_site.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "billing_site.middleware.CommonMiddleware",
     "billing_site.middleware.CsrfViewMiddleware",
     "billing_site.middleware.AuthenticationMiddleware",
     "billing_site.middleware.MessageMiddleware",
