@@ -1,4 +1,4 @@
-"""Log lines are formatted and written by a background thread, with what the request knew."""
+"""Log lines are formatted and written by a background thread in batches, with what the request knew."""
 
 from __future__ import annotations
 
@@ -96,3 +96,19 @@ def test_a_forked_worker_writes_its_lines_through_its_own_thread(tmp_path):
 
     assert os.waitstatus_to_exitcode(status) == 0
     assert path.read_text() == f"{pid} from the worker\n"
+
+
+def test_lines_are_written_by_the_thread_without_anyone_flushing():
+    import time
+
+    stream = io.StringIO()
+    handler = BackgroundStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    a_logger(handler, "tests.logqueue.thread").info("one")
+
+    deadline = time.monotonic() + 5
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert stream.getvalue() == "one\n"
+    handler.close()
