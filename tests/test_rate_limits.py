@@ -123,19 +123,21 @@ def round_trips(monkeypatch):
 
 
 @override_settings(RATE_LIMIT_BATCH=20, RATE_LIMIT_FLUSH_MS=60_000)
-def test_with_redis_forty_requests_cost_two_round_trips_for_both_counters(redis_url, round_trips):
+def test_with_redis_forty_requests_cost_two_round_trips_for_both_counters_and_keys_expire(redis_url, round_trips):
     import redis
 
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    round_trips.clear()  # the connection's own set-up
     counters = ratelimit.WindowCounters(client=lambda: client)
+    counters.hit([("rl:test:a", 61), ("rl:test:b", 61)])  # the first hit is sent at once
+    round_trips.clear()  # the connection's and the script's own set-up
 
     counts = [counters.hit([("rl:test:a", 61), ("rl:test:b", 61)]) for _ in range(40)]
 
-    assert counts[-1] == [40, 40]
-    assert len(round_trips) == 2  # the first hit (nothing seen yet) and the 20th pending one: 1 + 1
-    assert int(client.get("rl:test:a")) >= 21
+    assert counts[-1] == [41, 41]
+    assert len(round_trips) == 2  # the 20th and the 40th pending hit: both counters each time
+    assert int(client.get("rl:test:a")) == 41
+    assert 0 < client.ttl("rl:test:a") <= 61
 
 
 def test_two_processes_sharing_one_redis_hold_the_limit_within_the_stated_bound(redis_url):
