@@ -98,6 +98,14 @@ def ensure_tools() -> None:
         subprocess.run([*apt, "install", "-y", "-qq", "wrk"], check=True)
     if shutil.which("pgbench") is None:
         sys.exit("pgbench is missing: it comes with the PostgreSQL server package (postgresql-15 or newer).")
+    if REDIS_URL:
+        # The service fails open without Redis: the run would not measure what is deployed.
+        import redis
+
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        except redis.RedisError as exc:
+            sys.exit(f"Redis at {REDIS_URL} does not answer ({exc}): start it, or BENCH_REDIS_URL= for the variant")
 
 
 # --- Database ------------------------------------------------------------------------------
