@@ -14,8 +14,8 @@ help:
 	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
 	@echo "make test   - run the whole suite against PostgreSQL (DATABASE_URL, default $(DATABASE_URL_TEST))"
 	@echo "make serve  - production server: gunicorn (gunicorn.conf.py) against DATABASE_URL; needs DJANGO_SECRET_KEY"
-	@echo "make bench  - benchmark under gunicorn + wrk against pgbench and a minimal DRF app (writes bench/RESULTS.md)"
-	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make bench  - the production configuration (gunicorn, Redis DB 9, JSON logs) under wrk against a bare DRF app (writes bench/RESULTS.md)"
+	@echo "make lint   - ruff check, ruff format --check, mypy and the import-cycle check"
 	@echo "make localstripe - a fake Stripe API on http://127.0.0.1:$(LOCALSTRIPE_PORT) (see README: Purchases)"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -69,7 +69,8 @@ serve: venv
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/gunicorn -c gunicorn.conf.py
 
-# Not part of `make test`: a throughput benchmark (about 3 minutes). See bench/run.py.
+# Not part of `make test`: a throughput benchmark of the production configuration (about 4
+# minutes; Redis on 127.0.0.1:6379 DB 9, BENCH_REDIS_URL to change). See bench/run.py.
 bench: venv
 	$(BIN)/python bench/run.py
 
@@ -79,9 +80,13 @@ test: export DATABASE_URL ?= $(DATABASE_URL_TEST)
 test: venv chromium localstripe-venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff, mypy (django-stubs; services, selectors and views: mypy.ini) and the import check
+# (no cycles, billing_site imports no app: scripts/check_imports.py).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/check_imports.py
 
 format: venv
 	$(BIN)/ruff check --fix .

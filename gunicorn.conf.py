@@ -7,12 +7,10 @@ connection, which is what the money path wants (short transactions, row locks).
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
 import tempfile
-from datetime import UTC, datetime
 from typing import Any
 
 from gunicorn import glogging
@@ -74,7 +72,11 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
 class JsonLogger(glogging.Logger):
-    """Access log lines as JSON objects (one per request), with the request id."""
+    """Access log lines as JSON objects (one per request), with the request id.
+
+    The worker only collects the fields; the line is serialized (with its time) and written
+    by a background thread (billing_site.logqueue), after the response has been sent.
+    """
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not self.cfg.accesslog:  # GUNICORN_ACCESS_LOG="" switches it off
@@ -84,11 +86,10 @@ class JsonLogger(glogging.Logger):
             status = status.split(None, 1)[0]
         request_id = None
         for name, value in resp.headers:
-            if name.lower() == "x-request-id":
+            if name == "X-Request-ID" or name.lower() == "x-request-id":
                 request_id = value
                 break
-        line = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        fields = {
             "level": "INFO",
             "logger": "gunicorn.access",
             "message": "request",
@@ -102,7 +103,7 @@ class JsonLogger(glogging.Logger):
             "user_agent": environ.get("HTTP_USER_AGENT"),
         }
         try:
-            self.access_log.info(json.dumps(line))
+            self.access_log.info(fields)
         except Exception:  # a log line must never fail a request
             self.exception("failed to write the access log")
 
@@ -117,12 +118,16 @@ logconfig_dict = {
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
-        # Access lines are already JSON: written as they are.
-        "raw": {"format": "%(message)s"},
+        # Access lines arrive as dicts of fields: serialized on the log thread.
+        "access_json": {"()": "billing_site.logqueue.JsonLineFormatter"},
     },
     "handlers": {
         "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
-        "access_console": {"class": "logging.StreamHandler", "formatter": "raw", "stream": "ext://sys.stdout"},
+        "access_console": {
+            "()": "billing_site.logqueue.background_stream_handler",
+            "formatter": "access_json",
+            "stream": "ext://sys.stdout",
+        },
     },
     # Django's LOGGING takes over the root logger in each worker (same JSON format).
     "root": {"level": "INFO", "handlers": ["error_console"]},

@@ -1,9 +1,9 @@
 """The framework's ceiling: a minimal DRF app doing the same SQL as a check and a charge.
 
-No middleware, no authentication, no throttling, no serializers: DRF's APIView with
-raw SQL on Django's connection (persistent, like the service's). `make bench` serves it
-with the same gunicorn settings as the service, so the difference between the two is
-what the service does per request beyond the statements themselves.
+No middleware, no authentication, no throttling, no serializers, no logging: DRF's APIView
+with raw SQL on Django's connection (persistent, like the service's). `make bench` serves
+it with the same gunicorn settings as the service but without the access log, so the
+difference between the two is what the service does per request beyond the statements.
 """
 
 from __future__ import annotations
@@ -100,7 +100,11 @@ class Charge(APIView):
             )
             existing = cur.fetchone()
             if existing is not None:
-                return Response({"detail": "Charge already exists", "charge_id": str(existing[0])}, status=409)
+                return Response(
+                    {"detail": "Charge already exists", "charge_id": str(existing[0])},
+                    status=409,
+                    headers={"X-Existing-Charge-ID": str(existing[0])},
+                )
             now = datetime.now(UTC)
             with transaction.atomic():
                 cur.execute(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from django.db import transaction
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -106,11 +107,20 @@ for _outcome in PURCHASE_OUTCOMES:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+# The labelled children per (route, method, status): `labels()` takes a lock and builds the
+# key on every call; routes, methods and statuses are few, so each pair is looked up once.
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(*, route: str, method: str, status: int, seconds: float) -> None:
     if method not in _METHODS:
         method = "other"  # any string can arrive as a method: keep the label set bounded
-    REQUEST_LATENCY.labels(route, method).observe(seconds)
-    REQUESTS.labels(route, method, str(status)).inc()
+    series = _request_series.get((route, method, status))
+    if series is None:
+        series = REQUEST_LATENCY.labels(route, method), REQUESTS.labels(route, method, str(status))
+        _request_series[(route, method, status)] = series
+    series[0].observe(seconds)
+    series[1].inc()
 
 
 def observe_credit_check(*, result: str) -> None:

@@ -12,6 +12,7 @@ from django.contrib.messages import middleware as _messages
 from django.contrib.sessions import middleware as _session
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware import common as _common
 from django.middleware import csrf as _csrf
 
 from billing_site import metrics
@@ -31,11 +32,19 @@ def database_unavailable_response() -> JsonResponse:
     return response
 
 
-class RequestContextMiddleware:
-    """Outermost: the request id (X-Request-ID in and out, on every log line) and latency.
+API_PATH_PREFIXES = ("/v1/", "/health", "/stripe/", "/metrics")
 
-    Latency is labelled by the matched URL pattern's name, so one series per endpoint
-    however many account ids appear in paths.
+
+class ApiEdgeMiddleware:
+    """Outermost, one layer for what every request needs (each layer costs every request):
+
+    - the request id (X-Request-ID in and out, on every log line) and latency metrics,
+      labelled by the matched URL pattern's name (one series per endpoint, whatever ids
+      appear in paths);
+    - 413 for a declared body over MAX_REQUEST_BODY_BYTES, before anything reads it;
+    - a dead or stuck database answers 503 + Retry-After everywhere, never a 500 page;
+    - API paths never answer an HTML error page, not even Django's DEBUG pages;
+    - Content-Length on every complete response (CommonMiddleware's job, which API paths skip).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -46,7 +55,15 @@ class RequestContextMiddleware:
         request_id = request_id_from(request.META.get(REQUEST_ID_META))
         token = request_id_var.set(request_id)
         try:
-            response = self.get_response(request)
+            response = self._bounded(request)
+            if (
+                response.status_code >= 400
+                and response.get("Content-Type", "").startswith("text/html")
+                and request.path.startswith(API_PATH_PREFIXES)
+            ):
+                response = _json_error_page(response.status_code)
+            if not response.streaming and "Content-Length" not in response:
+                response["Content-Length"] = str(len(response.content))
             response[REQUEST_ID_HEADER] = request_id
             match = request.resolver_match
             metrics.observe_request(
@@ -59,30 +76,7 @@ class RequestContextMiddleware:
         finally:
             request_id_var.reset(token)
 
-
-class DatabaseUnavailableMiddleware:
-    """A dead or stuck database answers 503 + Retry-After everywhere, never a 500 page."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, OperationalError | InterfaceError):
-            logger.error("database unavailable: %s", exception)
-            return database_unavailable_response()
-        return None
-
-
-class BodySizeLimitMiddleware:
-    """413 for a declared body over the limit, before anything reads it."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def _bounded(self, request: HttpRequest) -> HttpResponse:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -95,34 +89,24 @@ class BodySizeLimitMiddleware:
             )
         return self.get_response(request)
 
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, OperationalError | InterfaceError):
+            logger.error("database unavailable: %s", exception)
+            return database_unavailable_response()
+        return None
 
-API_PATH_PREFIXES = ("/v1/", "/health", "/stripe/", "/metrics")
 
-
-class JsonErrorPagesMiddleware:
-    """API paths never answer an HTML error page, not even Django's DEBUG pages."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        if (
-            response.status_code >= 400
-            and response.get("Content-Type", "").startswith("text/html")
-            and request.path.startswith(API_PATH_PREFIXES)
-        ):
-            detail = "Not found." if response.status_code == 404 else "Request failed."
-            code = "not_found" if response.status_code == 404 else "error"
-            return JsonResponse({"detail": detail, "code": code}, status=response.status_code)
-        return response
+def _json_error_page(status: int) -> JsonResponse:
+    detail = "Not found." if status == 404 else "Request failed."
+    return JsonResponse({"detail": detail, "code": "not_found" if status == 404 else "error"}, status=status)
 
 
 # --- Admin-only middleware ------------------------------------------------------------------
-# Sessions, CSRF cookies, users and messages serve the admin (and its login page). API
-# calls authenticate with keys and carry no cookies, so on /v1/ paths these middlewares are
-# passed through: each would otherwise cost every credit check and charge its share of a
-# millisecond. They are subclasses, so Django's admin checks still find them.
+# Sessions, CSRF cookies, users and messages serve the admin (and its login page), and
+# CommonMiddleware's slash and www redirects are off for the API. API calls authenticate
+# with keys and carry no cookies, so on /v1/ paths these middlewares are passed through:
+# together they cost a credit check about 20 us of CPU (bench/RESULTS.md). They are
+# subclasses, so Django's admin checks still find them.
 API_PATH_PREFIX = "/v1/"
 
 
@@ -139,6 +123,7 @@ def _skipped_on_api_paths(base: type) -> type:
 
 
 SessionMiddleware = _skipped_on_api_paths(_session.SessionMiddleware)
+CommonMiddleware = _skipped_on_api_paths(_common.CommonMiddleware)
 CsrfViewMiddleware = _skipped_on_api_paths(_csrf.CsrfViewMiddleware)
 AuthenticationMiddleware = _skipped_on_api_paths(_auth.AuthenticationMiddleware)
 MessageMiddleware = _skipped_on_api_paths(_messages.MessageMiddleware)

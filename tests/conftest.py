@@ -10,7 +10,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from rest_framework.test import APIClient
 
 from accounts.auth import _local_keys
-from billing_site.throttling import reset_local_counters
+from billing_site.ratelimit import reset_local_counters
 from tests.factories import create_api_key
 from tests.stripe_fake import free_port, localstripe_url, stripe_settings  # noqa: F401  (fixtures)
 

@@ -112,6 +112,9 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
     result: dict[str, object] = {}
     body = {**user, "amount_minor": 100, "idempotency_key": "in-flight"}
     try:
+        # The port opens before the worker has booted: on a loaded machine a SIGTERM 1 s
+        # later could reach a worker still importing Django, which then drops the request.
+        assert request(f"{server.url}/health")[0] == 200
         from django.db import transaction
 
         with transaction.atomic():

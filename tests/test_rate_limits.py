@@ -1,4 +1,4 @@
-"""Rate limits per API key and per end user: 429 with Retry-After, in one cache round trip."""
+"""Rate limits per API key and per end user: 429 with Retry-After, counted in batches to Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 from django.test import override_settings
 
-from billing_site import throttling
+from billing_site import ratelimit
 from tests.conftest import charge_body
 from tests.live import unused_port
 
@@ -71,8 +71,8 @@ def test_a_throttled_request_changes_nothing(api, user):
 
 @pytest.mark.parametrize(("rate", "parsed"), [("6000/min", (6000, 60)), ("5/s", (5, 1)), ("10/hour", (10, 3600))])
 def test_rates_are_drf_rate_strings(rate, parsed):
-    assert throttling.parse_rate(rate) == parsed
-    assert throttling.parse_rate("") is None
+    assert ratelimit.parse_rate(rate) == parsed
+    assert ratelimit.parse_rate("") is None
 
 
 @pytest.fixture(scope="module")
@@ -90,41 +90,102 @@ def redis_url():
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.1)
-    yield f"redis://127.0.0.1:{port}/0"
+    yield f"redis://127.0.0.1:{port}/9"
     proc.terminate()
     proc.wait(timeout=10)
 
 
-def test_with_redis_both_counters_cost_one_round_trip(redis_url, api, user, monkeypatch):
-    import redis.connection
-
-    caches = {
+def redis_caches(url: str) -> dict:
+    """The production cache settings (billing_site.settings) on another Redis."""
+    return {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis_url,
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+            "LOCATION": url,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
         }
     }
-    with override_settings(CACHES=caches, RATE_LIMIT_PER_USER="2/min", RATE_LIMIT_PER_KEY="1000/min"):
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Every command batch written to any Redis connection."""
+    import redis.connection
+
+    sends = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sends.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sends
+
+
+@override_settings(RATE_LIMIT_BATCH=20, RATE_LIMIT_FLUSH_MS=60_000)
+def test_with_redis_forty_requests_cost_two_round_trips_for_both_counters_and_keys_expire(redis_url, round_trips):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    counters = ratelimit.WindowCounters(client=lambda: client)
+    counters.hit([("rl:test:a", 61), ("rl:test:b", 61)])  # the first hit is sent at once
+    round_trips.clear()  # the connection's and the script's own set-up
+
+    counts = [counters.hit([("rl:test:a", 61), ("rl:test:b", 61)]) for _ in range(40)]
+
+    assert counts[-1] == [41, 41]
+    assert len(round_trips) == 2  # the 20th and the 40th pending hit: both counters each time
+    assert int(client.get("rl:test:a")) == 41
+    assert 0 < client.ttl("rl:test:a") <= 61
+
+
+def test_two_processes_sharing_one_redis_hold_the_limit_within_the_stated_bound(redis_url):
+    """Two counter instances (two workers) on one Redis: at least the limit, at most limit + 2*P*B."""
+    import random
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    limit, batch, processes = 100, 5, 2
+    workers = [
+        ratelimit.WindowCounters(client=lambda: client, batch=lambda: batch, flush_seconds=lambda: 60.0)
+        for _ in range(processes)
+    ]
+    rng = random.Random(12)
+    admitted = 0
+    for _ in range(1000):
+        (count,) = rng.choice(workers).hit([("rl:test:shared", 61)])
+        admitted += count <= limit
+
+    assert limit <= admitted <= limit + 2 * processes * batch
+    # Each alone is exact: one process never lets more than the limit through by itself.
+    solo = ratelimit.WindowCounters(client=lambda: client, batch=lambda: batch, flush_seconds=lambda: 60.0)
+    assert sum(solo.hit([("rl:test:solo", 61)])[0] <= limit for _ in range(300)) == limit
+
+
+def test_with_redis_the_api_answers_429_over_the_rate(redis_url, api, user):
+    with override_settings(CACHES=redis_caches(redis_url), RATE_LIMIT_PER_USER="2/min", RATE_LIMIT_PER_KEY="1000/min"):
         from django.core.cache import cache
 
         cache.clear()
-        sends = []
-        original = redis.connection.AbstractConnection.send_packed_command
-
-        def counting(self, command, check_health=True):
-            sends.append(command)
-            return original(self, command, check_health)
-
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
-        counts = throttling.increment_counters([("rl:test:a", 61), ("rl:test:b", 61)])
-        assert counts == [1, 1]
-        assert len(sends) == 1  # INCR, EXPIRE, INCR, EXPIRE pipelined in one write
+        ratelimit.reset_local_counters()
 
         statuses = [api.post(CHECK, user, format="json").status_code for _ in range(3)]
-        assert statuses == [200, 200, 429]
 
+        assert statuses == [200, 200, 429]
         cache.clear()
+
+
+def test_a_redis_outage_lets_requests_through(api, user):
+    caches = redis_caches(f"redis://127.0.0.1:{unused_port()}/9")
+    with override_settings(CACHES=caches, RATE_LIMIT_PER_USER="1/min", RATE_LIMIT_BATCH=1):
+        ratelimit.reset_local_counters()
+
+        statuses = [api.post(CHECK, user, format="json").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
 
 
 @override_settings(RATE_LIMIT_AUTH_FAILURES="3/min")

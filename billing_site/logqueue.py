@@ -1,0 +1,150 @@
+"""Log lines formatted and written off the request path, in batches.
+
+The request thread only tags a record (the handler's filters: the request id is a
+contextvar, so it must be read there), renders its message and appends it to a buffer.
+Nothing is signalled per line: a background thread per process wakes every
+LOG_FLUSH_SECONDS (50 ms), formats what has gathered (JSON) and writes it in one write().
+A queue that wakes its reader on every line (logging's QueueHandler) hands the GIL to that
+thread on each request: measured, 5% of a worker's samples stalled in `put` (bench/RESULTS.md).
+In a sync gunicorn worker the thread mostly runs while the request thread waits on
+PostgreSQL.
+
+The thread is started when the handler is made (Django's LOGGING, gunicorn's
+logconfig_dict) and made again in a forked child (gunicorn workers fork from the master:
+threads do not survive a fork). A burst of more than _WAKE_AT lines wakes it early. What is
+buffered is written at exit (atexit) and whenever the handler is flushed or closed
+(dictConfig closes every handler when Django configures logging in a worker, and gunicorn's
+access logger goes on using its handler: closing writes and keeps working). A worker killed
+with SIGKILL loses at most its last 50 ms of lines.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import sys
+import threading
+import weakref
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+LOG_FLUSH_SECONDS = 0.05
+_WAKE_AT = 1000
+_live: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()
+
+
+class BackgroundStreamHandler(logging.Handler):
+    """A StreamHandler whose formatting and writing happen on a background thread."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.stream = stream if stream is not None else sys.stderr
+        self._start()
+        _live.add(self)
+
+    def _start(self) -> None:
+        self._buffer: deque[logging.LogRecord] = deque()
+        self._wake = threading.Event()
+        self._write_lock = threading.Lock()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no handler lock: deque appends are atomic
+        rv = self.filter(record)
+        if isinstance(rv, logging.LogRecord):
+            record = rv
+        if rv:
+            self.emit(record)
+        return bool(rv)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Freeze what cannot wait (the message's arguments, any traceback) and buffer it."""
+        try:
+            if not isinstance(record.msg, dict):  # a dict is a structured line (JsonLineFormatter)
+                record.msg = record.getMessage()
+                record.args = None
+            if record.exc_info:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+                record.exc_info = None
+            self._buffer.append(record)
+            if len(self._buffer) > _WAKE_AT:
+                self._wake.set()
+        except Exception:
+            self.handleError(record)
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(LOG_FLUSH_SECONDS)
+            self._wake.clear()
+            self._write_buffered()
+
+    def _write_buffered(self) -> None:
+        with self._write_lock:
+            lines = []
+            while self._buffer:
+                record = self._buffer.popleft()
+                try:
+                    lines.append(self.format(record))
+                except Exception:
+                    self.handleError(record)
+            if lines:
+                try:
+                    self.stream.write("\n".join(lines) + "\n")
+                    self.stream.flush()
+                except Exception:
+                    self.handleError(record)
+
+    def flush(self) -> None:
+        """Write everything buffered now (tests, shutdown)."""
+        self._write_buffered()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+    def _after_fork(self) -> None:
+        # The parent's thread does not exist here, and its buffered lines are the parent's.
+        self._start()
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        self._write_buffered()
+
+
+class JsonLineFormatter(logging.Formatter):
+    """A record whose message is a dict becomes one JSON line, with `time` from the record.
+
+    For gunicorn's access log: the worker hands over the fields; serializing happens here,
+    on the background thread.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, dict):
+            line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")}
+            line.update(record.msg)
+            return json.dumps(line)
+        return super().format(record)
+
+
+def _restart_all_after_fork() -> None:
+    for handler in list(_live):
+        handler._after_fork()
+
+
+def _stop_all() -> None:
+    for handler in list(_live):
+        handler._stop()
+
+
+def background_stream_handler(stream: Any = None) -> BackgroundStreamHandler:
+    """Factory for dictConfig ("()"), so a config can name a stream like ext://sys.stdout."""
+    return BackgroundStreamHandler(stream)
+
+
+os.register_at_fork(after_in_child=_restart_all_after_fork)
+atexit.register(_stop_all)

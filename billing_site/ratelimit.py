@@ -1,0 +1,191 @@
+"""Fixed-window rate-limit counters that cost no Redis round trip per request.
+
+Generic: it knows nothing of apps (accounts.throttling builds the scopes from the caller).
+
+Each process counts hits in its own memory and sends them to Redis in batches: one
+script call (INCRBY per touched key, EXPIRE when new) once RATE_LIMIT_BATCH hits are pending or
+RATE_LIMIT_FLUSH_MS passed, whichever comes first. Redis answers every key's total, so the
+process learns what the others counted. A hit is allowed while (last total seen from Redis
++ this process's unsent hits) stays within the limit.
+
+Accuracy (per scope and window, with P processes: all gunicorn workers of all instances
+sharing one Redis, B = RATE_LIMIT_BATCH):
+- a single process is exact: it counts every one of its own hits at once;
+- at least `limit` requests are always admitted (a process only refuses once it has seen
+  more than `limit` hits, all real);
+- at most `limit + 2·P·B` are admitted: Redis lags the true count by at most P·B unsent
+  hits, and a process whose last view was stale admits at most B more before it flushes
+  and sees the total. E.g. 4 workers, B = 20: up to 160 over a limit.
+Set RATE_LIMIT_BATCH=1 for a round trip per request and the limit to within P.
+A fixed window lets a burst of up to twice the rate straddle a window edge; for abuse
+protection that is the usual trade. Failed-key counting flushes on every hit (exact).
+
+Without REDIS_URL the counters live in each process only: with N gunicorn workers a client
+may get up to N times the rate. Production sets REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Past windows' entries are dropped once this many keys are held.
+_MAX_KEYS = 50_000
+# One command per batch (EVALSHA) instead of an INCRBY and an EXPIRE per key: packing the
+# commands was most of a batch's CPU. A window's key gets its expiry when it is created.
+_ADD_HITS = """
+local totals = {}
+for i, key in ipairs(KEYS) do
+  local hits = tonumber(ARGV[2 * i - 1])
+  local total = redis.call('INCRBY', key, hits)
+  if total == hits then redis.call('EXPIRE', key, ARGV[2 * i]) end
+  totals[i] = total
+end
+return totals
+"""
+
+
+@lru_cache(maxsize=16)
+def parse_rate(rate: str) -> tuple[int, int] | None:
+    """DRF's rate strings: "6000/min" -> (6000, 60). Empty or "0" disables that scope."""
+    rate = (rate or "").strip()
+    if not rate or rate in ("0", "none", "off"):
+        return None
+    count, _, period = rate.partition("/")
+    seconds = _PERIODS.get(period.strip()[:1].lower())
+    if seconds is None or not count.strip().isdigit():
+        raise ValueError(f"Bad rate {rate!r}: expected N/s, N/min, N/hour or N/day")
+    return int(count), seconds
+
+
+def default_redis_client() -> Any | None:
+    """The raw Redis client behind the default cache, when it is django-redis; else None."""
+    from django_redis.cache import RedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        return backend.client.get_client(write=True)
+    return None
+
+
+class WindowCounters:
+    """Hit counters per (key, ttl), kept in this process and flushed to Redis in batches."""
+
+    def __init__(
+        self,
+        *,
+        client: Callable[[], Any | None] = default_redis_client,
+        batch: Callable[[], int] = lambda: settings.RATE_LIMIT_BATCH,
+        flush_seconds: Callable[[], float] = lambda: settings.RATE_LIMIT_FLUSH_MS / 1000,
+    ) -> None:
+        self._client, self._batch, self._flush_seconds = client, batch, flush_seconds
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, float]] = {}  # key -> (total last seen in Redis, expires)
+        self._pending: dict[str, tuple[int, int]] = {}  # key -> (unsent hits, ttl)
+        self._pending_hits = 0
+        self._next_flush = 0.0
+        self._scripts: dict[int, Any] = {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seen.clear()
+            self._pending.clear()
+            self._pending_hits = 0
+            self._next_flush = 0.0
+
+    def hit(self, keys: Sequence[tuple[str, int]], *, flush: bool = False) -> list[int]:
+        """Count one hit on each (key, ttl seconds); return each key's best-known count.
+
+        A Redis failure allows the request (the unsent hits are dropped, loudly): a cache
+        outage must not stop billing, and the database still protects every balance.
+        """
+        client = self._client()
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > _MAX_KEYS:
+                self._seen = {k: v for k, v in self._seen.items() if v[1] > now}
+            if client is None:  # this process is the whole truth
+                return [self._count_locally(key, ttl, now) for key, ttl in keys]
+            for key, ttl in keys:
+                hits, _ = self._pending.get(key, (0, ttl))
+                self._pending[key] = (hits + 1, ttl)
+            self._pending_hits += 1
+            due = flush or self._pending_hits >= self._batch() or now >= self._next_flush
+            if due:
+                sending, self._pending, self._pending_hits = self._pending, {}, 0
+                self._next_flush = now + self._flush_seconds()
+        if due:
+            self._send(client, sending, now)
+        with self._lock:
+            return [self._seen_count(key, now) + self._pending.get(key, (0, 0))[0] for key, _ in keys]
+
+    def _count_locally(self, key: str, ttl: int, now: float) -> int:
+        count = self._seen_count(key, now) + 1
+        self._seen[key] = (count, now + ttl) if count == 1 else (count, self._seen[key][1])
+        return count
+
+    def _seen_count(self, key: str, now: float) -> int:
+        seen = self._seen.get(key)
+        return seen[0] if seen is not None and seen[1] > now else 0
+
+    def _send(self, client: Any, sending: dict[str, tuple[int, int]], now: float) -> None:
+        try:
+            script = self._scripts.get(id(client))
+            if script is None:
+                script = self._scripts[id(client)] = client.register_script(_ADD_HITS)
+            args = [value for hits, ttl in sending.values() for value in (hits, ttl)]
+            totals = script(keys=list(sending), args=args)
+        except Exception as exc:  # fail open, loudly
+            logger.warning("rate limit counters unavailable, allowing requests: %s", exc)
+            return
+        with self._lock:
+            for key, total in zip(sending, totals, strict=True):
+                self._seen[key] = (int(total), now + sending[key][1])
+
+
+counters = WindowCounters()
+
+
+def reset_local_counters() -> None:
+    counters.reset()
+
+
+def client_ident(request: Request) -> str:
+    """The client's address as DRF's throttles see it: REMOTE_ADDR, or with NUM_PROXIES set,
+    the address that many trusted proxies put in X-Forwarded-For (never a client's own claim)."""
+    return BaseThrottle().get_ident(request)
+
+
+def window_key(scope: str, ident: str, window: int, now: float) -> str:
+    return f"rl:{scope}:{ident}:{window}:{int(now // window)}"
+
+
+def seconds_left(window: int, now: float) -> int:
+    return math.ceil(window - (now % window))
+
+
+def record_auth_failure(request: Request) -> int | None:
+    """Count a failed API key for this client; the seconds to wait once it failed too often."""
+    if not settings.RATE_LIMIT_ENABLED:
+        return None
+    rate = parse_rate(settings.RATE_LIMIT_AUTH_FAILURES)
+    if rate is None:
+        return None
+    limit, window = rate
+    now = time.time()
+    key = window_key("af", client_ident(request), window, now)
+    (count,) = counters.hit([(key, window + 1)], flush=True)  # rare: exact across processes
+    return seconds_left(window, now) if count > limit else None

@@ -1,0 +1,114 @@
+"""Log lines are formatted and written by a background thread in batches, with what the request knew."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+
+from django.conf import settings
+from pythonjsonlogger.json import JsonFormatter
+
+from billing_site.logqueue import BackgroundStreamHandler, JsonLineFormatter
+from billing_site.request_context import RequestIdLogFilter, request_id_var
+
+
+def production_handler(stream: io.StringIO) -> BackgroundStreamHandler:
+    formatter = settings.LOGGING["formatters"]["json"]
+    handler = BackgroundStreamHandler(stream)
+    handler.setFormatter(JsonFormatter(formatter["fmt"], rename_fields=formatter["rename_fields"]))
+    handler.addFilter(RequestIdLogFilter())
+    return handler
+
+
+def a_logger(handler: logging.Handler, name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+def test_a_line_keeps_the_request_id_and_arguments_of_the_moment_it_was_logged():
+    stream = io.StringIO()
+    handler = production_handler(stream)
+    logger = a_logger(handler, "tests.logqueue.request")
+    token = request_id_var.set("req-7")
+    amount = [100]
+    logger.info("charge of %s", amount, extra={"account_id": "a-1"})
+    request_id_var.reset(token)  # the request ended before the thread wrote the line
+    amount.append(5)
+
+    handler.flush()
+
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["request_id"] == "req-7"
+    assert line["message"] == "charge of [100]"
+    assert line["account_id"] == "a-1"
+    handler.close()
+
+
+def test_a_traceback_is_written_with_the_line():
+    stream = io.StringIO()
+    handler = production_handler(stream)
+    logger = a_logger(handler, "tests.logqueue.error")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("it failed")
+
+    handler.flush()
+
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["message"] == "it failed"
+    assert "ValueError: boom" in line["exc_info"]
+    handler.close()
+
+
+def test_access_fields_become_one_json_line_with_a_time():
+    stream = io.StringIO()
+    handler = BackgroundStreamHandler(stream)
+    handler.setFormatter(JsonLineFormatter())
+    a_logger(handler, "tests.logqueue.access").info({"path": "/health", "status": 200})
+
+    handler.flush()
+
+    line = json.loads(stream.getvalue())
+    assert (line["path"], line["status"]) == ("/health", 200)
+    assert line["time"].endswith("+00:00")
+    handler.close()
+
+
+def test_a_forked_worker_writes_its_lines_through_its_own_thread(tmp_path):
+    path = tmp_path / "child.log"
+    with open(path, "w") as stream:
+        handler = BackgroundStreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(process)d %(message)s"))
+        logger = a_logger(handler, "tests.logqueue.fork")
+        pid = os.fork()
+        if pid == 0:  # the child: like a gunicorn worker after the master forked it
+            logger.info("from the worker")
+            handler.flush()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        handler.close()
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert path.read_text() == f"{pid} from the worker\n"
+
+
+def test_lines_are_written_by_the_thread_without_anyone_flushing():
+    import time
+
+    stream = io.StringIO()
+    handler = BackgroundStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    a_logger(handler, "tests.logqueue.thread").info("one")
+
+    deadline = time.monotonic() + 5
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert stream.getvalue() == "one\n"
+    handler.close()
