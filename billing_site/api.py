@@ -10,8 +10,6 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing_site.errors import DuplicateRequest
-
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
     """Each view has one renderer (JSON for the API): use it whatever the Accept header
@@ -51,7 +49,7 @@ def validated(serializer_class: type[serializers.Serializer], request: Request) 
     return serializer.validated_data
 
 
-def replay_response(duplicate: DuplicateRequest, original: dict[str, Any]) -> Response:
+def replay_response(original: dict[str, Any], *, detail: str, headers: dict[str, str]) -> Response:
     """409 whose body carries the original result, so a retry learns what happened."""
-    body = {**original, "detail": duplicate.detail, "code": duplicate.code}
-    return Response(body, status=status.HTTP_409_CONFLICT, headers=duplicate.headers)
+    body = {**original, "detail": detail, "code": "duplicate_idempotency_key"}
+    return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)
