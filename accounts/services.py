@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -196,7 +197,7 @@ def _granted(*, account: Account, idempotency_key: str, fingerprint: str) -> Led
     return existing
 
 
-def account_set_status(*, account_id: object, status: AccountStatus, reason: str, actor: str) -> Account:
+def account_set_status(*, account_id: uuid.UUID | str, status: AccountStatus, reason: str, actor: str) -> Account:
     """Suspend, reactivate or close an account, by the rules of `Account.status_change_refusal`.
 
     Checked on the locked row, not the caller's copy (which a form may have held a while);

@@ -9,6 +9,7 @@ from accounts.models import Account
 from charges.models import Charge
 
 _CHARGE_FIELDS = [(field.name, field.attname) for field in Charge._meta.concrete_fields]
+_PK_INDEX = [attname for _, attname in _CHARGE_FIELDS].index(Charge._meta.pk.attname)
 
 
 def account_and_charge_for_key(identity: Identity, idempotency_key: str) -> tuple[Account | None, Charge | None]:
@@ -28,9 +29,9 @@ def account_and_charge_for_key(identity: Identity, idempotency_key: str) -> tupl
     account = next(iter(queryset[:1]), None)
     if account is None:
         return None, None
-    if account.replay_id is None:
-        return account, None
     values = [getattr(account, f"replay_{attname}") for _, attname in _CHARGE_FIELDS]
+    if values[_PK_INDEX] is None:  # no charge with this key: the LEFT JOIN found nothing
+        return account, None
     return account, Charge.from_db(queryset.db, [attname for _, attname in _CHARGE_FIELDS], values)
 
 

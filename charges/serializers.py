@@ -52,7 +52,7 @@ def iso_datetime(value: Any) -> str:
 def charge_out(charge: Charge) -> dict[str, Any]:
     """ChargeOut's data, built directly: this answers every charge and replay, and DRF's
     ModelSerializer rebuilds its fields from the model on each use (~1 ms). ChargeOut
-    stays the documented shape; tests/test_fast_paths.py keeps the two identical.
+    stays the documented shape; tests/test_response_shapes.py keeps the two identical.
     """
     return {
         "charge_id": str(charge.id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -188,7 +189,7 @@ def ledger_post_many(
     return LedgerEntry.objects.bulk_create(entries)
 
 
-def ledger_record_drift(*, account_id: object, actor: str, reason: str) -> LedgerEntry | None:
+def ledger_record_drift(*, account_id: uuid.UUID | str, actor: str, reason: str) -> LedgerEntry | None:
     """Bring the ledger back in line with an account row that was changed outside it.
 
     `reconcile` reports an account whose balance (or free uses) differs from the sum of its
