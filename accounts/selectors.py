@@ -92,7 +92,7 @@ def credit_status(
     )
 
 
-def account_for_identity(identity: Identity, *, for_update: bool = False) -> Account | None:
+def account_for_identity(*, identity: Identity, for_update: bool = False) -> Account | None:
     """The identity's account (locked for the current transaction with for_update), or None.
 
     One lookup on the unique (tenant_id, oauth_provider, external_id) index: this runs on

@@ -20,7 +20,7 @@ from ledger.services import ledger_post
 logger = logging.getLogger(__name__)
 
 
-def account_remember_last_seen(account: Account, identity: Identity) -> None:
+def account_remember_last_seen(*, account: Account, identity: Identity) -> None:
     """Record wa_id / email when they change: a cheap conditional write, not a money move."""
     changes = {}
     if identity.wa_id and identity.wa_id != account.wa_id:
@@ -39,9 +39,9 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
     Race-safe: two first requests for one user both try the INSERT; the unique constraint
     lets one win and the other reads the winner's row.
     """
-    account = account_for_identity(identity)
+    account = account_for_identity(identity=identity)
     if account is not None:
-        account_remember_last_seen(account, identity)
+        account_remember_last_seen(account=account, identity=identity)
         return account, False
     try:
         with transaction.atomic():
@@ -63,7 +63,7 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
                 )
     except IntegrityError:
         account = Account.objects.get(identity.lookup())
-        account_remember_last_seen(account, identity)
+        account_remember_last_seen(account=account, identity=identity)
         return account, False
     logger.info("account created", extra={"account_id": str(account.pk), "actor": actor})
     return account, True
@@ -71,7 +71,7 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
 
 def lock_account(*, identity: Identity, actor: str) -> Account:
     """The identity's account, created if new, locked for the current transaction."""
-    account = account_for_identity(identity, for_update=True)
+    account = account_for_identity(identity=identity, for_update=True)
     if account is None:
         account_get_or_create(identity=identity, actor=actor)
         account = Account.objects.select_for_update().get(identity.lookup())

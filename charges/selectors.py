@@ -12,7 +12,7 @@ _CHARGE_FIELDS = [(field.name, field.attname) for field in Charge._meta.concrete
 _PK_INDEX = [attname for _, attname in _CHARGE_FIELDS].index(Charge._meta.pk.attname)
 
 
-def account_and_charge_for_key(identity: Identity, idempotency_key: str) -> tuple[Account | None, Charge | None]:
+def account_and_charge_for_key(*, identity: Identity, idempotency_key: str) -> tuple[Account | None, Charge | None]:
     """The identity's account and its charge made with this key, in one indexed lookup.
 
     A replay (the LiteLLM proxy retries every call of an interaction, up to 70 times) is
@@ -35,6 +35,6 @@ def account_and_charge_for_key(identity: Identity, idempotency_key: str) -> tupl
     return account, Charge.from_db(queryset.db, [attname for _, attname in _CHARGE_FIELDS], values)
 
 
-def charge_for_key(identity: Identity, idempotency_key: str) -> Charge | None:
+def charge_for_key(*, identity: Identity, idempotency_key: str) -> Charge | None:
     """The identity's charge made with this idempotency key, if any (one indexed join, no lock)."""
     return Charge.objects.filter(identity.lookup("account__"), idempotency_key=idempotency_key).first()

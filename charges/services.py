@@ -86,13 +86,13 @@ def charge_create(
         description=description,
         metadata=metadata or {},
     )
-    account, existing = account_and_charge_for_key(identity, idempotency_key)
+    account, existing = account_and_charge_for_key(identity=identity, idempotency_key=idempotency_key)
     if existing is not None:
         return _replayed(existing, request), False
     if account is None:
         account, _ = account_get_or_create(identity=identity, actor=actor)
     else:
-        account_remember_last_seen(account, identity)
+        account_remember_last_seen(account=account, identity=identity)
     try:
         try:
             with transaction.atomic():
@@ -103,7 +103,7 @@ def charge_create(
                 charge = _charge(account, request, today=utc_today())
     except IntegrityError:
         # Another request with this key committed while we waited for the lock.
-        existing = charge_for_key(identity, idempotency_key)
+        existing = charge_for_key(identity=identity, idempotency_key=idempotency_key)
         if existing is None:
             raise
         return _replayed(existing, request), False

@@ -73,15 +73,17 @@ def test_the_replay_lookup_loads_what_the_orm_loads(api, warm):
     api.post("/v1/billing/charges", charge_body(warm, "k1", metadata={"a": [1, {"b": None}]}), format="json")
     identity = Identity(oauth_provider=warm["oauth_provider"], external_id=warm["external_id"])
 
-    account, charge = account_and_charge_for_key(identity, "k1")
+    account, charge = account_and_charge_for_key(identity=identity, idempotency_key="k1")
 
     orm_account = Account.objects.get(external_id=warm["external_id"])
     orm_charge = Charge.objects.get(idempotency_key="k1")
     fields = [f.attname for f in Charge._meta.concrete_fields]
     assert {f: getattr(charge, f) for f in fields} == {f: getattr(orm_charge, f) for f in fields}
     assert account.pk == orm_account.pk and account.balance_minor == orm_account.balance_minor
-    assert account_and_charge_for_key(identity, "unknown") == (orm_account, None)
-    assert account_and_charge_for_key(Identity(oauth_provider="oauth:google", external_id="nobody"), "k1") == (
+    assert account_and_charge_for_key(identity=identity, idempotency_key="unknown") == (orm_account, None)
+    assert account_and_charge_for_key(
+        identity=Identity(oauth_provider="oauth:google", external_id="nobody"), idempotency_key="k1"
+    ) == (
         None,
         None,
     )
