@@ -147,6 +147,8 @@ class LedgerEntryOut(serializers.ModelSerializer):
             "free_uses_delta",
             "balance_after_minor",
             "free_uses_after",
+            "daily_free_uses_delta",
+            "daily_free_uses_after",
             "currency",
             "charge_id",
             "purchase_id",

@@ -56,6 +56,8 @@ ENTRY_EXAMPLE = {
     "free_uses_delta": 0,
     "balance_after_minor": 1900,
     "free_uses_after": 0,
+    "daily_free_uses_delta": 0,
+    "daily_free_uses_after": 0,
     "currency": "USD",
     "charge_id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
     "purchase_id": None,

@@ -25,7 +25,8 @@ class ChargeCreateView(APIView):
         operation_id="charges_create",
         summary="Charge one interaction",
         description=(
-            "Call after the interaction. Free uses pay first, then the paid balance. "
+            "Call after the interaction. Daily free uses (BILLING_DAILY_FREE_USES) pay first, then free uses, "
+            "then the paid balance. "
             "A retry with the same idempotency_key is 409 with the original charge and "
             "header X-Existing-Charge-ID; the same key with another amount, currency or "
             "description is 422."

@@ -203,3 +203,16 @@ def test_concurrent_first_checks_and_charges_of_a_new_user_grant_the_day_once(li
     assert LedgerEntry.objects.filter(account=account, kind=EntryKind.DAILY_FREE_USES_GRANTED).count() == 1
     assert_ledger_matches(account)
     assert reconciles()
+
+
+def test_the_accounts_ledger_shows_the_top_up_and_the_daily_charge(api, user, daily):
+    account = funded_account(user)
+    api.post(CHARGE, charge_body(user, "k1"), format="json")
+
+    results = api.get(f"/v1/billing/accounts/{account.pk}/transactions").json()["results"]
+
+    assert [(e["kind"], e["daily_free_uses_delta"], e["daily_free_uses_after"]) for e in results[:2]] == [
+        ("charge", -1, 1),
+        ("daily_free_uses_granted", 2, 2),
+    ]
+    assert results[0]["free_uses_after"] == 3
