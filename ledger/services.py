@@ -49,7 +49,7 @@ class Movement:
     daily_free_uses_delta: int = 0
     uses_delta: int = 0
     reason: str = ""
-    charge_id: Any = None
+    charge_id: uuid.UUID | None = None
     purchase: Purchase | None = None
     idempotency_key: str | None = None
     request_fingerprint: str = ""
