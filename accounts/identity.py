@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
 
 from billing_site.errors import TenantForbidden
+
+if TYPE_CHECKING:
+    from accounts.models import Account
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,11 @@ class Identity:
                 f"{prefix}external_id": self.external_id,
             }
         )
+
+
+def identity_of(account: Account) -> Identity:
+    """The identity of an existing account."""
+    return Identity(oauth_provider=account.oauth_provider, external_id=account.external_id, tenant_id=account.tenant_id)
 
 
 def resolve_tenant(*, key_tenant_id: str, requested_tenant_id: str | None) -> str:

@@ -15,6 +15,16 @@ class AccountStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+# Which status an account may move to from which (a closed account stays closed). The one
+# table of status rules: the check, charges, grants, the admin and the commands all ask
+# the Account methods below, which read it.
+STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    AccountStatus.ACTIVE: frozenset({AccountStatus.SUSPENDED}),
+    AccountStatus.SUSPENDED: frozenset({AccountStatus.ACTIVE}),
+    AccountStatus.CLOSED: frozenset({AccountStatus.ACTIVE, AccountStatus.SUSPENDED}),
+}
+
+
 def default_currency() -> str:
     return settings.BILLING_CURRENCY
 
@@ -38,6 +48,11 @@ class Account(models.Model):
     currency = models.CharField(max_length=3, default=default_currency)
     balance_minor = models.BigIntegerField(default=0)
     free_uses_remaining = models.IntegerField(default=0)
+    # Daily free uses (BILLING_DAILY_FREE_USES): what is left of the UTC day this row was
+    # last topped up on. A row from an earlier day is stale: its count is the full daily
+    # allowance, written (with a ledger entry) under the lock at the day's first charge.
+    daily_free_uses_remaining = models.IntegerField(default=0, db_default=0)
+    daily_free_uses_day = models.DateField(null=True, blank=True)
     total_uses = models.IntegerField(default=0)
     has_paid = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -52,6 +67,9 @@ class Account(models.Model):
             models.CheckConstraint(condition=models.Q(balance_minor__gte=0), name="account_balance_gte_0"),
             models.CheckConstraint(condition=models.Q(free_uses_remaining__gte=0), name="account_free_uses_gte_0"),
             models.CheckConstraint(condition=models.Q(total_uses__gte=0), name="account_total_uses_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(daily_free_uses_remaining__gte=0), name="account_daily_free_uses_gte_0"
+            ),
         ]
         permissions = [
             ("grant_credits", "Can grant credits and free uses"),
@@ -73,7 +91,28 @@ class Account(models.Model):
 
     @property
     def is_active(self) -> bool:
+        """Only an active account may be charged or report usable credit."""
         return self.status == AccountStatus.ACTIVE
+
+    @property
+    def inactive_reason(self) -> str | None:
+        """What a check or a refused charge says about a suspended or closed account."""
+        if self.is_active:
+            return None
+        return "Account suspended" if self.status == AccountStatus.SUSPENDED else "Account closed"
+
+    @property
+    def takes_new_credit(self) -> bool:
+        """A closed account gets no new credit from any path; only settling adjustments."""
+        return self.status != AccountStatus.CLOSED
+
+    def status_change_refusal(self, target: str) -> str | None:
+        """Why this account cannot move to `target` now, or None if it may."""
+        if self.status == target:
+            return f"Account {self} is already {self.status}."
+        if self.status not in STATUS_TRANSITIONS[target]:
+            return f"Account {self} is {self.status} and cannot become {target}."
+        return None
 
 
 class Scope(models.TextChoices):

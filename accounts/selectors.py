@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import QuerySet
 
+from accounts.daily import daily_free_uses_limit, daily_free_uses_on, utc_today
 from accounts.identity import Identity
-from accounts.models import Account, AccountStatus
+from accounts.models import Account
 from billing_site.errors import insufficient_credits_detail
-from billing_site.sql import RowLoader, fetch_one, for_update_clause, table
 from ledger.models import LedgerEntry
 
 NO_CREDIT_REASON = "No free uses or credits remaining"
@@ -18,12 +19,20 @@ NO_CREDIT_REASON = "No free uses or credits remaining"
 
 @dataclass(frozen=True)
 class CreditStatus:
-    """The guide's credit-check answer (every field always present)."""
+    """The guide's credit-check answer (every field always present), plus the daily pool.
+
+    The use counts are what the account may use now: all 0 for a suspended or closed
+    account, because the CIRIS agent ignores has_credit and decides from the counts.
+    """
 
     account: Account
     has_credit: bool
     reason: str | None
     purchase_required: bool
+    credits_remaining: int
+    free_uses_remaining: int
+    daily_free_uses_remaining: int
+    daily_free_uses_limit: int
 
     @property
     def purchase_price_minor(self) -> int | None:
@@ -33,48 +42,69 @@ class CreditStatus:
     def purchase_uses(self) -> int | None:
         return settings.BILLING_PACK_USES if self.purchase_required else None
 
+    @property
+    def result(self) -> str:
+        """The metrics label: ok (paid credit), free (a free use), insufficient, suspended or closed."""
+        if not self.account.is_active:
+            return str(self.account.status)
+        if not self.has_credit:
+            return "insufficient"
+        return "free" if self.free_uses_remaining or self.daily_free_uses_remaining else "ok"
 
-def credit_status(*, account: Account, amount_minor: int | None = None) -> CreditStatus:
-    """May this account pay for one more use of `amount_minor` (default: one use's price)?"""
-    if account.status != AccountStatus.ACTIVE:
-        reason = "Account suspended" if account.status == AccountStatus.SUSPENDED else "Account closed"
-        return CreditStatus(account=account, has_credit=False, reason=reason, purchase_required=False)
+
+def credit_status(
+    *, account: Account, amount_minor: int | None = None, today: datetime.date | None = None
+) -> CreditStatus:
+    """May this account pay for one more use of `amount_minor` (default: one use's price)?
+
+    Reads only: a day's daily top-up not yet written shows here as the full allowance.
+    """
+    limit = daily_free_uses_limit()
+    if not account.is_active:
+        return CreditStatus(
+            account=account,
+            has_credit=False,
+            reason=account.inactive_reason,
+            purchase_required=False,
+            credits_remaining=0,
+            free_uses_remaining=0,
+            daily_free_uses_remaining=0,
+            daily_free_uses_limit=limit,
+        )
+    daily = daily_free_uses_on(account, today or utc_today())
     required = amount_minor or settings.BILLING_USE_PRICE_MINOR
-    if account.free_uses_remaining > 0 or account.balance_minor >= required:
-        return CreditStatus(account=account, has_credit=True, reason=None, purchase_required=False)
-    if account.balance_minor > 0:
+    has_credit = daily > 0 or account.free_uses_remaining > 0 or account.balance_minor >= required
+    if has_credit:
+        reason = None
+    elif account.balance_minor > 0:
         reason = insufficient_credits_detail(balance_minor=account.balance_minor, required_minor=required)
     else:
         reason = NO_CREDIT_REASON
-    return CreditStatus(account=account, has_credit=False, reason=reason, purchase_required=True)
+    return CreditStatus(
+        account=account,
+        has_credit=has_credit,
+        reason=reason,
+        purchase_required=not has_credit,
+        credits_remaining=account.credits_remaining,
+        free_uses_remaining=account.free_uses_remaining,
+        daily_free_uses_remaining=daily,
+        daily_free_uses_limit=limit,
+    )
 
 
-def credit_status_result(status: CreditStatus) -> str:
-    """The metrics label of a check: ok (paid credit), free, insufficient, suspended or closed."""
-    account = status.account
-    if account.status != AccountStatus.ACTIVE:
-        return str(account.status)
-    if not status.has_credit:
-        return "insufficient"
-    return "free" if account.free_uses_remaining > 0 else "ok"
-
-
-_ACCOUNT = RowLoader(Account)
-
-
-def account_for_identity(identity: Identity, *, for_update: bool = False) -> Account | None:
+def account_for_identity(*, identity: Identity, for_update: bool = False) -> Account | None:
     """The identity's account (locked for the current transaction with for_update), or None.
 
-    Plain SQL on the unique (tenant_id, oauth_provider, external_id) index: this runs on
-    every credit check and charge (see billing_site.sql for why not the ORM here).
+    One lookup on the unique (tenant_id, oauth_provider, external_id) index: this runs on
+    every credit check.
     """
-    lock = for_update_clause() if for_update else ""
-    return fetch_one(
-        _ACCOUNT,
-        f"SELECT {{columns}} FROM {table(Account)} t"
-        f" WHERE t.tenant_id = %s AND t.oauth_provider = %s AND t.external_id = %s{lock}",
-        [identity.tenant_id, identity.oauth_provider, identity.external_id],
-    )
+    queryset = Account.objects.filter(identity.lookup())
+    if for_update:
+        queryset = queryset.select_for_update()
+    try:
+        return queryset.get()
+    except Account.DoesNotExist:
+        return None
 
 
 def accounts_visible_to(*, tenant_id: str) -> QuerySet[Account]:

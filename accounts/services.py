@@ -5,21 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from accounts.identity import Identity
+from accounts.identity import Identity, identity_of
 from accounts.models import Account, AccountStatus
 from accounts.selectors import account_for_identity
-from billing_site.errors import DuplicateRequest, IdempotencyMismatch, InvalidOperation
+from billing_site.errors import IdempotencyMismatch, InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
 from ledger.services import ledger_post
 
 logger = logging.getLogger(__name__)
 
 
-def account_remember_last_seen(account: Account, identity: Identity) -> None:
+def account_remember_last_seen(*, account: Account, identity: Identity) -> None:
     """Record wa_id / email when they change: a cheap conditional write, not a money move."""
     changes = {}
     if identity.wa_id and identity.wa_id != account.wa_id:
@@ -38,9 +39,9 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
     Race-safe: two first requests for one user both try the INSERT; the unique constraint
     lets one win and the other reads the winner's row.
     """
-    account = account_for_identity(identity)
+    account = account_for_identity(identity=identity)
     if account is not None:
-        account_remember_last_seen(account, identity)
+        account_remember_last_seen(account=account, identity=identity)
         return account, False
     try:
         with transaction.atomic():
@@ -62,7 +63,7 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
                 )
     except IntegrityError:
         account = Account.objects.get(identity.lookup())
-        account_remember_last_seen(account, identity)
+        account_remember_last_seen(account=account, identity=identity)
         return account, False
     logger.info("account created", extra={"account_id": str(account.pk), "actor": actor})
     return account, True
@@ -70,11 +71,16 @@ def account_get_or_create(*, identity: Identity, actor: str) -> tuple[Account, b
 
 def lock_account(*, identity: Identity, actor: str) -> Account:
     """The identity's account, created if new, locked for the current transaction."""
-    account = account_for_identity(identity, for_update=True)
+    account = account_for_identity(identity=identity, for_update=True)
     if account is None:
         account_get_or_create(identity=identity, actor=actor)
         account = Account.objects.select_for_update().get(identity.lookup())
     return account
+
+
+def uses_to_minor(uses: int) -> int:
+    """Paid uses in credit minor units (BILLING_USE_PRICE_MINOR each)."""
+    return uses * settings.BILLING_USE_PRICE_MINOR
 
 
 def _fingerprint(**params: object) -> str:
@@ -91,11 +97,12 @@ def credits_grant(
     kind: EntryKind = EntryKind.GRANT,
     idempotency_key: str | None = None,
     description: str = "",
-) -> LedgerEntry:
+) -> tuple[LedgerEntry, bool]:
     """Grant (or, with kind=adjustment, correct) paid credit and/or free uses.
 
-    Idempotent on (account, idempotency_key): a replay raises DuplicateRequest naming the
-    original entry; the same key with other amounts raises IdempotencyMismatch.
+    Returns (entry, created). Idempotent on (account, idempotency_key): a replay returns
+    the original entry with created False; the same key with other amounts raises
+    IdempotencyMismatch. A closed account takes no new credit, only a settling adjustment.
     """
     if kind not in (EntryKind.GRANT, EntryKind.ADJUSTMENT, EntryKind.MIGRATION):
         raise InvalidOperation(f"Unsupported grant kind: {kind}")
@@ -112,8 +119,10 @@ def credits_grant(
         with transaction.atomic():
             account = lock_account(identity=identity, actor=actor)
             if idempotency_key is not None:
-                _raise_if_granted(account=account, idempotency_key=idempotency_key, fingerprint=fingerprint)
-            if account.status == AccountStatus.CLOSED and (amount_minor > 0 or free_uses > 0):
+                existing = _granted(account=account, idempotency_key=idempotency_key, fingerprint=fingerprint)
+                if existing is not None:
+                    return existing, False
+            if not account.takes_new_credit and (amount_minor > 0 or free_uses > 0):
                 raise InvalidOperation(
                     f"Account {account} is closed: it takes no new credit (a negative adjustment may settle it)."
                 )
@@ -138,8 +147,10 @@ def credits_grant(
         if idempotency_key is None:
             raise
         account = Account.objects.get(identity.lookup())
-        _raise_if_granted(account=account, idempotency_key=idempotency_key, fingerprint=fingerprint)
-        raise
+        existing = _granted(account=account, idempotency_key=idempotency_key, fingerprint=fingerprint)
+        if existing is None:
+            raise
+        return existing, False
     logger.info(
         "credits granted",
         extra={
@@ -150,36 +161,60 @@ def credits_grant(
             "actor": actor,
         },
     )
-    return entry
+    return entry, True
 
 
-def _raise_if_granted(*, account: Account, idempotency_key: str, fingerprint: str) -> None:
+def account_grant(
+    *,
+    account: Account,
+    actor: str,
+    reason: str,
+    amount_minor: int = 0,
+    free_uses: int = 0,
+    kind: EntryKind = EntryKind.GRANT,
+    idempotency_key: str | None = None,
+) -> tuple[LedgerEntry, bool]:
+    """credits_grant for an account staff or a command already found; (entry, created) as there."""
+    return credits_grant(
+        identity=identity_of(account),
+        actor=actor,
+        reason=reason,
+        amount_minor=amount_minor,
+        free_uses=free_uses,
+        kind=kind,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _granted(*, account: Account, idempotency_key: str, fingerprint: str) -> LedgerEntry | None:
+    """The entry an earlier grant with this key made, or None; IdempotencyMismatch if it asked otherwise."""
     existing = LedgerEntry.objects.filter(account=account, idempotency_key=idempotency_key).first()
-    if existing is None:
-        return
-    if existing.request_fingerprint != fingerprint:
+    if existing is not None and existing.request_fingerprint != fingerprint:
         raise IdempotencyMismatch(
             "This idempotency key was already used with different parameters.",
             extra={"entry_id": existing.pk},
         )
-    raise DuplicateRequest(
-        "A grant with this idempotency key already exists.",
-        original=existing,
-        headers={"X-Existing-Entry-ID": str(existing.pk)},
-    )
+    return existing
 
 
-def account_set_status(*, account_id: object, status: AccountStatus, reason: str, actor: str) -> Account:
-    """Suspend, reactivate or close an account. A closed account cannot be reopened."""
+def account_set_status(*, account_id: uuid.UUID | str, status: AccountStatus, reason: str, actor: str) -> Account:
+    """Suspend, reactivate or close an account, by the rules of `Account.status_change_refusal`.
+
+    Checked on the locked row, not the caller's copy (which a form may have held a while);
+    the move is recorded on the ledger (zero deltas) with who and why.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise InvalidOperation("A reason is required.")
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account_id)
-        if account.status == AccountStatus.CLOSED and status != AccountStatus.CLOSED:
-            raise InvalidOperation("A closed account cannot be reopened.")
+        refusal = account.status_change_refusal(status)
+        if refusal is not None:
+            raise InvalidOperation(refusal)
         previous = account.status
         account.status = status
         account.status_reason = reason
         account.save(update_fields=["status", "status_reason", "updated_at"])
-        # No money moves, but the ledger is the account's audit trail: record who and why.
         ledger_post(
             account=account,
             kind=EntryKind.STATUS_CHANGE,

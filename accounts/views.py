@@ -23,12 +23,10 @@ from accounts.serializers import (
     CreditGrantIn,
     IdentityIn,
     LedgerEntryOut,
-    credit_check_in_fast,
     credit_check_out,
 )
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
-from billing_site.errors import DuplicateRequest
 from ledger.models import EntryKind
 
 ACCOUNT_EXAMPLE = OpenApiExample(
@@ -58,6 +56,8 @@ ENTRY_EXAMPLE = {
     "free_uses_delta": 0,
     "balance_after_minor": 1900,
     "free_uses_after": 0,
+    "daily_free_uses_delta": 0,
+    "daily_free_uses_after": 0,
     "currency": "USD",
     "charge_id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
     "purchase_id": None,
@@ -85,6 +85,8 @@ class CreditCheckView(APIView):
                     "has_credit": True,
                     "credits_remaining": 0,
                     "free_uses_remaining": 3,
+                    "daily_free_uses_remaining": 0,
+                    "daily_free_uses_limit": 0,
                     "total_uses": 0,
                     "plan_name": "free",
                     "reason": None,
@@ -100,6 +102,8 @@ class CreditCheckView(APIView):
                     "has_credit": False,
                     "credits_remaining": 0,
                     "free_uses_remaining": 0,
+                    "daily_free_uses_remaining": 0,
+                    "daily_free_uses_limit": 0,
                     "total_uses": 3,
                     "plan_name": "free",
                     "reason": "No free uses or credits remaining",
@@ -108,16 +112,32 @@ class CreditCheckView(APIView):
                     "purchase_uses": 20,
                 },
             ),
+            OpenApiExample(
+                "Suspended (every count 0; the stored balance stays in balance_minor)",
+                response_only=True,
+                value={
+                    "has_credit": False,
+                    "credits_remaining": 0,
+                    "free_uses_remaining": 0,
+                    "daily_free_uses_remaining": 0,
+                    "daily_free_uses_limit": 0,
+                    "total_uses": 12,
+                    "plan_name": "pro",
+                    "reason": "Account suspended",
+                    "purchase_required": False,
+                    "purchase_price_minor": None,
+                    "purchase_uses": None,
+                    "balance_minor": 1500,
+                },
+            ),
         ],
     )
     def post(self, request: Request) -> Response:
-        data = credit_check_in_fast(request.data)
-        if data is None:
-            data = validated(CreditCheckIn, request)
+        data = validated(CreditCheckIn, request)
         identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
         account, _ = services.account_get_or_create(identity=identity, actor=request.auth.actor)
         result = selectors.credit_status(account=account, amount_minor=data.get("amount_minor"))
-        metrics.observe_credit_check(result=selectors.credit_status_result(result))
+        metrics.observe_credit_check(result=result.result)
         return Response(credit_check_out(result))
 
 
@@ -244,17 +264,20 @@ class CreditGrantView(APIView):
     def post(self, request: Request) -> Response:
         data = validated(CreditGrantIn, request)
         identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
-        try:
-            entry = services.credits_grant(
-                identity=identity,
-                actor=request.auth.actor,
-                reason=data["reason"],
-                amount_minor=data["amount_minor"],
-                free_uses=data["free_uses"],
-                kind=EntryKind(data["kind"]),
-                idempotency_key=data["idempotency_key"],
-                description=data.get("description") or "",
+        entry, created = services.credits_grant(
+            identity=identity,
+            actor=request.auth.actor,
+            reason=data["reason"],
+            amount_minor=data["amount_minor"],
+            free_uses=data["free_uses"],
+            kind=EntryKind(data["kind"]),
+            idempotency_key=data["idempotency_key"],
+            description=data.get("description") or "",
+        )
+        if not created:
+            return replay_response(
+                LedgerEntryOut(entry).data,
+                detail="A grant with this idempotency key already exists.",
+                headers={"X-Existing-Entry-ID": str(entry.pk)},
             )
-        except DuplicateRequest as duplicate:
-            return replay_response(duplicate, LedgerEntryOut(duplicate.original).data)
         return Response(LedgerEntryOut(entry).data, status=status.HTTP_201_CREATED)

@@ -19,9 +19,8 @@ from django.db import DataError, transaction
 
 from accounts.identity import Identity
 from accounts.models import Account
-from accounts.services import account_get_or_create, credits_grant
-from backoffice.services import uses_to_minor
-from billing_site.errors import BillingError, DuplicateRequest
+from accounts.services import account_get_or_create, credits_grant, uses_to_minor
+from billing_site.errors import BillingError
 from billing_site.fields import is_storable_text
 from ledger.models import EntryKind, LedgerEntry
 
@@ -184,8 +183,9 @@ def import_rows(rows: Iterable[Row | tuple[int, str]], *, actor: str, dry_run: b
         try:
             with transaction.atomic():
                 _, created = account_get_or_create(identity=identity, actor=actor)
+                granted = True
                 if row.uses:
-                    credits_grant(
+                    _, granted = credits_grant(
                         identity=identity,
                         actor=actor,
                         reason=f"Migrated from {SOURCE}: {row.uses} remaining uses",
@@ -193,9 +193,6 @@ def import_rows(rows: Iterable[Row | tuple[int, str]], *, actor: str, dry_run: b
                         kind=EntryKind.MIGRATION,
                         idempotency_key=migration_key(row.email),
                     )
-        except DuplicateRequest:
-            result.skipped.append((row.line, row.email))
-            continue
         except BillingError as error:  # e.g. the same email imported before with another amount
             result.rejected.append((row.line, f"{row.email}: {error.detail}"))
             continue
@@ -204,7 +201,9 @@ def import_rows(rows: Iterable[Row | tuple[int, str]], *, actor: str, dry_run: b
             # the row is reported, and the rest of the file is still imported.
             result.rejected.append((row.line, f"{row.email}: the database cannot store this row ({error})"))
             continue
-        if created:
+        if not granted:  # imported before (the same key and amount): nothing new
+            result.skipped.append((row.line, row.email))
+        elif created:
             result.created.append((row.line, row.email))
         elif row.uses:
             result.credited.append((row.line, row.email))

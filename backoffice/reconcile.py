@@ -16,6 +16,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum,
 from django.db.models.functions import Coalesce
 
 from accounts.models import Account
+from ledger.invariants import daily_free_uses_findings
 from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase, PurchaseStatus
 from tools.reconcile import check_tool_allowances
@@ -339,6 +340,7 @@ def _account_from_metadata(intent: dict[str, Any]) -> Account | None:
 def reconcile(*, stripe_client: Any | None = None) -> list[Discrepancy]:
     found = check_accounts() + check_purchases()
     found += [Discrepancy(d.check, d.subject, d.detail, d.fixes) for d in check_tool_allowances()]
+    found += [Discrepancy("daily_free_uses", *finding) for finding in daily_free_uses_findings()]
     if stripe_client is not None:
         found += check_stripe(stripe_client)
     return found

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.models import AccountStatus
-from backoffice import services
+from accounts.services import account_set_status
 from backoffice.commands import (
     STATUS_REASON_MAX_LENGTH,
     BackofficeCommand,
@@ -35,7 +35,7 @@ class StatusCommand(BackofficeCommand):
             self.stdout.write(f"Dry run: would {self.verb} {account} (now {account.status}). Nothing changed.")
             return
         try:
-            services.account_change_status(account=account, status=self.target, reason=reason, actor=self.actor)
+            account_set_status(account_id=account.pk, status=self.target, reason=reason, actor=self.actor)
         except BillingError as error:
             raise CommandError(error.detail) from error
         self.stdout.write(f"{account}: now {self.target}.")

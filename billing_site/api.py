@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-
-from billing_site.errors import DuplicateRequest
 
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
     """Each view has one renderer (JSON for the API): use it whatever the Accept header
     says, without parsing Accept on every request (and never answer 406)."""
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class ErrorOut(serializers.Serializer):
@@ -51,7 +54,7 @@ def validated(serializer_class: type[serializers.Serializer], request: Request) 
     return serializer.validated_data
 
 
-def replay_response(duplicate: DuplicateRequest, original: dict[str, Any]) -> Response:
+def replay_response(original: dict[str, Any], *, detail: str, headers: dict[str, str]) -> Response:
     """409 whose body carries the original result, so a retry learns what happened."""
-    body = {**original, "detail": duplicate.detail, "code": duplicate.code}
-    return Response(body, status=status.HTTP_409_CONFLICT, headers=duplicate.headers)
+    body = {**original, "detail": detail, "code": "duplicate_idempotency_key"}
+    return Response(body, status=status.HTTP_409_CONFLICT, headers=headers)

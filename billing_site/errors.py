@@ -58,20 +58,6 @@ class NotFound(BillingError):
     code = "not_found"
 
 
-class DuplicateRequest(BillingError):
-    """The idempotency key was already used by this account: nothing new happened.
-
-    `original` is the object the first request made, so the caller can answer with it.
-    """
-
-    status_code = 409
-    code = "duplicate_idempotency_key"
-
-    def __init__(self, detail: str, *, original: Any, **kwargs: Any):
-        super().__init__(detail, **kwargs)
-        self.original = original
-
-
 class IdempotencyMismatch(BillingError):
     """The idempotency key was already used with different parameters."""
 

@@ -6,13 +6,19 @@ import json
 import math
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from rest_framework import serializers
 
+# The input limits, written once (each matches the column that stores the value).
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 8
 MAX_AMOUNT_MINOR = 10**12
+IDENTIFIER_MAX_LENGTH = 255  # oauth_provider, external_id, wa_id, tenant_id, idempotency keys
+DESCRIPTION_MAX_LENGTH = 1000  # charge descriptions, grant descriptions and reasons
+EMAIL_MAX_LENGTH = 254
+CURRENCY_LENGTH = 3
 
 
 def is_storable_text(value: str) -> bool:
@@ -50,7 +56,7 @@ class LenientEmailField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or len(data) > 254 or not is_storable_text(data):
+        if not isinstance(data, str) or len(data) > EMAIL_MAX_LENGTH or not is_storable_text(data):
             return ""
         try:
             validate_email(data.strip())
@@ -98,11 +104,36 @@ class MetadataField(serializers.JSONField):
 
 def identifier(**kwargs: Any) -> TextField:
     """A required identity string (oauth_provider, external_id, idempotency_key)."""
-    return TextField(max_length=255, **kwargs)
+    return TextField(max_length=IDENTIFIER_MAX_LENGTH, **kwargs)
 
 
 def optional_identifier(**kwargs: Any) -> TextField:
-    return TextField(max_length=255, required=False, allow_null=True, allow_blank=True, **kwargs)
+    return TextField(max_length=IDENTIFIER_MAX_LENGTH, required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
+def description_field(**kwargs: Any) -> TextField:
+    """Free text kept with a charge or grant (a description or a reason)."""
+    kwargs.setdefault("required", False)
+    kwargs.setdefault("allow_blank", True)
+    kwargs.setdefault("allow_null", True)
+    return TextField(max_length=DESCRIPTION_MAX_LENGTH, **kwargs)
+
+
+class CurrencyField(TextField):
+    """The service's one billing currency (BILLING_CURRENCY), any case; another is a 422."""
+
+    default_error_messages = {"unsupported": "Unsupported currency {value}: this service bills in {currency}."}
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", CURRENCY_LENGTH)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data).upper()
+        if value != settings.BILLING_CURRENCY:
+            self.fail("unsupported", value=value, currency=settings.BILLING_CURRENCY)
+        return value
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -20,6 +20,7 @@ import logging
 import os
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -27,7 +28,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from billing_site.errors import (
     AccountInactive,
     BillingError,
-    DuplicateRequest,
     IdempotencyMismatch,
     InsufficientCredits,
 )
@@ -68,6 +68,12 @@ CHARGED_MINOR = Counter(
     "billing_charged_minor",
     "Credit minor units debited from paid balances by charges.",
 )
+CHARGE_AMOUNT_UNEXPECTED = Counter(
+    "billing_charge_amount_unexpected",
+    "Charge requests whose amount_minor is not BILLING_USE_PRICE_MINOR (below or above it): almost always a "
+    "misconfiguration (the CIRIS clients charge 1 per interaction: set BILLING_USE_PRICE_MINOR=1).",
+    ["direction"],
+)
 
 # --- Credit arriving: purchases, grants, adjustments -------------------------------------
 CREDITS_GRANTED_MINOR = Counter(
@@ -102,6 +108,8 @@ for _result in CHARGE_RESULTS:
     CHARGES.labels(result=_result)
 for _outcome in PURCHASE_OUTCOMES:
     PURCHASES.labels(outcome=_outcome)
+for _direction in ("below", "above"):
+    CHARGE_AMOUNT_UNEXPECTED.labels(direction=_direction)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -147,10 +155,33 @@ def observe_charge(*, result: str, account_id: object, amount_minor: int, debite
         )
 
 
+# Amounts already warned about in this process (bounded: a caller cannot grow it forever).
+_warned_amounts: set[int] = set()
+_MAX_WARNED_AMOUNTS = 100
+
+
+def observe_charge_amount(*, amount_minor: int) -> None:
+    """Count (and warn once per process per amount) a charge amount other than one use's price."""
+    price = settings.BILLING_USE_PRICE_MINOR
+    if amount_minor == price:
+        return
+    CHARGE_AMOUNT_UNEXPECTED.labels(direction="below" if amount_minor < price else "above").inc()
+    if amount_minor in _warned_amounts or len(_warned_amounts) >= _MAX_WARNED_AMOUNTS:
+        return
+    _warned_amounts.add(amount_minor)
+    logger.warning(
+        "charge amount differs from BILLING_USE_PRICE_MINOR",
+        extra={
+            "event": "charge_amount_unexpected",
+            "amount_minor": amount_minor,
+            "use_price_minor": price,
+            "hint": "a use costs BILLING_USE_PRICE_MINOR; clients that charge 1 per interaction need it set to 1",
+        },
+    )
+
+
 def charge_refusal_result(error: BillingError) -> str:
-    """The CHARGES label for a charge the service refused or replayed."""
-    if isinstance(error, DuplicateRequest):
-        return "duplicate"
+    """The CHARGES label for a charge the service refused."""
     if isinstance(error, InsufficientCredits):
         return "insufficient"
     if isinstance(error, AccountInactive):
@@ -161,8 +192,7 @@ def charge_refusal_result(error: BillingError) -> str:
 
 
 def observe_charge_refusal(error: BillingError, *, amount_minor: int) -> None:
-    account_id = error.original.account_id if isinstance(error, DuplicateRequest) else error.account_id
-    observe_charge(result=charge_refusal_result(error), account_id=account_id, amount_minor=amount_minor)
+    observe_charge(result=charge_refusal_result(error), account_id=error.account_id, amount_minor=amount_minor)
 
 
 def observe_credits_granted(*, kind: str, amount_minor: int, free_uses: int) -> None:

@@ -186,8 +186,18 @@ BILLING_USE_PRICE_MINOR = env.int("BILLING_USE_PRICE_MINOR", default=100)
 BILLING_PACK_PRICE_MINOR = env.int("BILLING_PACK_PRICE_MINOR", default=500)
 BILLING_PACK_USES = env.int("BILLING_PACK_USES", default=20)
 BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="USD").upper()
-if BILLING_USE_PRICE_MINOR <= 0 or BILLING_PACK_USES <= 0 or BILLING_PACK_PRICE_MINOR <= 0 or BILLING_FREE_USES < 0:
-    raise ImproperlyConfigured("BILLING_* amounts must be positive (BILLING_FREE_USES may be 0).")
+# Free uses per account per UTC day, spent before the others (0: off, the guide's behaviour).
+BILLING_DAILY_FREE_USES = env.int("BILLING_DAILY_FREE_USES", default=0)
+if (
+    BILLING_USE_PRICE_MINOR <= 0
+    or BILLING_PACK_USES <= 0
+    or BILLING_PACK_PRICE_MINOR <= 0
+    or BILLING_FREE_USES < 0
+    or not 0 <= BILLING_DAILY_FREE_USES <= 10**6
+):
+    raise ImproperlyConfigured(
+        "BILLING_* amounts must be positive (BILLING_FREE_USES and BILLING_DAILY_FREE_USES may be 0)."
+    )
 
 # --- API keys and REST framework ------------------------------------------------------
 API_KEYS_REQUIRED = env.bool("API_KEYS_REQUIRED", default=True)

@@ -1,42 +1,59 @@
-"""Charging a use: free uses first, then the paid balance; exactly once per key."""
+"""Charging a use: daily free uses first, then free uses, then the paid balance; once per key."""
 
 from __future__ import annotations
 
+import datetime
 import logging
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from accounts.daily import daily_free_uses_on, daily_top_up_delta, utc_today
 from accounts.identity import Identity
-from accounts.services import account_remember_last_seen, lock_account
+from accounts.models import Account, AccountStatus
+from accounts.services import account_get_or_create, account_remember_last_seen
 from billing_site.errors import (
     AccountInactive,
-    DuplicateRequest,
     IdempotencyMismatch,
     InsufficientCredits,
     insufficient_credits_detail,
 )
-from billing_site.sql import writer_for
 from charges.models import Charge
-from charges.selectors import charge_for_key
+from charges.selectors import account_and_charge_for_key, charge_for_key
 from ledger.models import EntryKind
-from ledger.services import ledger_post
+from ledger.services import Movement, StaleAccount, ledger_post_many
 
 logger = logging.getLogger(__name__)
 
+# Which pool paid a charge (recorded in its ledger entry's details as "paid_from").
+DAILY, FREE, PAID = "daily_free_uses", "free_uses", "balance"
 
-def _raise_replay(existing: Charge, *, amount_minor: int, currency: str, description: str) -> None:
-    """A key seen before: 409 with the original if the request matches it, else 422."""
-    if (existing.amount_minor, existing.currency, existing.description) != (amount_minor, currency, description):
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    identity: Identity
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    actor: str
+    description: str
+    metadata: dict[str, Any]
+
+
+def _replayed(existing: Charge, request: ChargeRequest) -> Charge:
+    """The original charge for a key seen before; IdempotencyMismatch (422) if the request differs."""
+    if (existing.amount_minor, existing.currency, existing.description) != (
+        request.amount_minor,
+        request.currency,
+        request.description,
+    ):
         raise IdempotencyMismatch(
             "This idempotency key was already used with a different amount, currency or description.",
             extra={"charge_id": str(existing.pk)},
         )
-    raise DuplicateRequest(
-        "Charge already exists for this idempotency key.",
-        original=existing,
-        headers={"X-Existing-Charge-ID": str(existing.pk)},
-    )
+    return existing
 
 
 def charge_create(
@@ -48,64 +65,48 @@ def charge_create(
     actor: str,
     description: str = "",
     metadata: dict[str, Any] | None = None,
-) -> Charge:
-    """Charge one use: a free use while any remain, else `amount_minor` of the paid balance.
+) -> tuple[Charge, bool]:
+    """Charge one use; returns (charge, created). created is False for a replay of the key.
 
-    Raises DuplicateRequest (409) for a key this account already used with the same
-    request, IdempotencyMismatch (422) for one used with another, InsufficientCredits (402)
-    and AccountInactive (403). The account row is locked before its balance is read.
+    Spend order: a daily free use (BILLING_DAILY_FREE_USES), a free use, else `amount_minor`
+    of the paid balance. Raises IdempotencyMismatch (422) for a key this account used with
+    another amount, currency or description, InsufficientCredits (402), AccountInactive (403).
+
+    Statements: a replay is the one lookup that also reads the account. A new charge then
+    writes optimistically: its account UPDATE is a compare-and-set on the row it read,
+    which takes the row lock; if the row moved on meanwhile (a concurrent charge or grant),
+    it is read again under `select_for_update` and charged from there.
     """
-    existing = charge_for_key(identity, idempotency_key)
+    request = ChargeRequest(
+        identity=identity,
+        amount_minor=amount_minor,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        description=description,
+        metadata=metadata or {},
+    )
+    account, existing = account_and_charge_for_key(identity=identity, idempotency_key=idempotency_key)
     if existing is not None:
-        _raise_replay(existing, amount_minor=amount_minor, currency=currency, description=description)
+        return _replayed(existing, request), False
+    if account is None:
+        account, _ = account_get_or_create(identity=identity, actor=actor)
+    else:
+        account_remember_last_seen(account=account, identity=identity)
     try:
-        with transaction.atomic():
-            account = lock_account(identity=identity, actor=actor)
-            if not account.is_active:
-                raise AccountInactive(
-                    f"Account {account.status}", extra={"status": account.status}, account_id=account.pk
-                )
-            if account.free_uses_remaining > 0:
-                free_uses_delta, balance_delta = -1, 0
-            elif account.balance_minor >= amount_minor:
-                free_uses_delta, balance_delta = 0, -amount_minor
-            else:
-                raise InsufficientCredits(
-                    insufficient_credits_detail(balance_minor=account.balance_minor, required_minor=amount_minor),
-                    extra={"balance_minor": account.balance_minor, "required_minor": amount_minor},
-                    account_id=account.pk,
-                )
-            charge = Charge(
-                account=account,
-                idempotency_key=idempotency_key,
-                amount_minor=amount_minor,
-                currency=currency,
-                description=description,
-                metadata=metadata or {},
-                paid_with_free_use=free_uses_delta != 0,
-                debited_minor=-balance_delta,
-                balance_after_minor=account.balance_minor + balance_delta,
-                free_uses_after=account.free_uses_remaining + free_uses_delta,
-                actor=actor,
-            )
-            writer_for(Charge).insert(charge)  # Charge.objects.create, minus the query compiling
-            ledger_post(
-                account=account,
-                kind=EntryKind.CHARGE,
-                balance_delta_minor=balance_delta,
-                free_uses_delta=free_uses_delta,
-                uses_delta=1,
-                charge=charge,
-                actor=actor,
-                reason=description,
-            )
+        try:
+            with transaction.atomic():
+                charge = _charge(account, request, today=utc_today())
+        except StaleAccount:
+            with transaction.atomic():
+                account = Account.objects.select_for_update().get(pk=account.pk)
+                charge = _charge(account, request, today=utc_today())
     except IntegrityError:
         # Another request with this key committed while we waited for the lock.
-        existing = charge_for_key(identity, idempotency_key)
+        existing = charge_for_key(identity=identity, idempotency_key=idempotency_key)
         if existing is None:
             raise
-        _raise_replay(existing, amount_minor=amount_minor, currency=currency, description=description)
-    account_remember_last_seen(account, identity)
+        return _replayed(existing, request), False
     logger.info(
         "charge created",
         extra={
@@ -118,4 +119,71 @@ def charge_create(
             "balance_after": charge.balance_after_minor,
         },
     )
-    return charge
+    return charge, True
+
+
+def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -> Charge:
+    """Post the day's top-up (if due) and the charge against `account` as read, then record the charge."""
+    if not account.is_active:
+        raise AccountInactive(
+            account.inactive_reason or "Account inactive", extra={"status": account.status}, account_id=account.pk
+        )
+    movements = []
+    top_up = daily_top_up_delta(account, today)
+    if top_up is not None:
+        movements.append(
+            Movement(
+                kind=EntryKind.DAILY_FREE_USES_GRANTED,
+                daily_free_uses_delta=top_up,
+                reason=f"Daily free uses for {today.isoformat()} (UTC)",
+                details={"day": today.isoformat(), "expired": account.daily_free_uses_remaining},
+            )
+        )
+    daily_delta = free_delta = balance_delta = 0
+    if daily_free_uses_on(account, today) > 0:
+        pool, daily_delta = DAILY, -1
+    elif account.free_uses_remaining > 0:
+        pool, free_delta = FREE, -1
+    elif account.balance_minor >= request.amount_minor:
+        pool, balance_delta = PAID, -request.amount_minor
+    else:
+        raise InsufficientCredits(
+            insufficient_credits_detail(balance_minor=account.balance_minor, required_minor=request.amount_minor),
+            extra={"balance_minor": account.balance_minor, "required_minor": request.amount_minor},
+            account_id=account.pk,
+        )
+    charge_id = uuid.uuid4()
+    movements.append(
+        Movement(
+            kind=EntryKind.CHARGE,
+            balance_delta_minor=balance_delta,
+            free_uses_delta=free_delta,
+            daily_free_uses_delta=daily_delta,
+            uses_delta=1,
+            reason=request.description,
+            # The charge row is written just after (same transaction; the FK is checked at commit).
+            charge_id=charge_id,
+            details={"paid_from": pool},
+        )
+    )
+    ledger_post_many(
+        account=account,
+        actor=request.actor,
+        movements=movements,
+        daily_free_uses_day=today if top_up is not None else None,
+        expected_status=AccountStatus.ACTIVE,
+    )
+    return Charge.objects.create(
+        id=charge_id,
+        account=account,
+        idempotency_key=request.idempotency_key,
+        amount_minor=request.amount_minor,
+        currency=request.currency,
+        description=request.description,
+        metadata=request.metadata,
+        paid_with_free_use=pool != PAID,
+        debited_minor=-balance_delta,
+        balance_after_minor=account.balance_minor,
+        free_uses_after=account.free_uses_remaining,
+        actor=request.actor,
+    )

@@ -13,8 +13,8 @@ from accounts.identity import identity_from
 from accounts.models import Scope
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
-from billing_site.errors import BillingError, DuplicateRequest
-from charges.serializers import ChargeIn, ChargeOut, charge_in_fast, charge_out
+from billing_site.errors import BillingError
+from charges.serializers import ChargeIn, ChargeOut, charge_out
 from charges.services import charge_create
 
 
@@ -25,7 +25,8 @@ class ChargeCreateView(APIView):
         operation_id="charges_create",
         summary="Charge one interaction",
         description=(
-            "Call after the interaction. Free uses pay first, then the paid balance. "
+            "Call after the interaction. Daily free uses (BILLING_DAILY_FREE_USES) pay first, then free uses, "
+            "then the paid balance. "
             "A retry with the same idempotency_key is 409 with the original charge and "
             "header X-Existing-Charge-ID; the same key with another amount, currency or "
             "description is 422."
@@ -75,12 +76,11 @@ class ChargeCreateView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = charge_in_fast(request.data)
-        if data is None:
-            data = validated(ChargeIn, request)
+        data = validated(ChargeIn, request)
         identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        metrics.observe_charge_amount(amount_minor=data["amount_minor"])
         try:
-            charge = charge_create(
+            charge, created = charge_create(
                 identity=identity,
                 amount_minor=data["amount_minor"],
                 currency=data.get("currency") or settings.BILLING_CURRENCY,
@@ -89,12 +89,16 @@ class ChargeCreateView(APIView):
                 description=data.get("description") or "",
                 metadata=data.get("metadata"),
             )
-        except DuplicateRequest as duplicate:
-            metrics.observe_charge_refusal(duplicate, amount_minor=data["amount_minor"])
-            return replay_response(duplicate, charge_out(duplicate.original))
         except BillingError as refused:
             metrics.observe_charge_refusal(refused, amount_minor=data["amount_minor"])
             raise
+        if not created:
+            metrics.observe_charge(result="duplicate", account_id=charge.account_id, amount_minor=data["amount_minor"])
+            return replay_response(
+                charge_out(charge),
+                detail="Charge already exists for this idempotency key.",
+                headers={"X-Existing-Charge-ID": str(charge.pk)},
+            )
         metrics.observe_charge(
             result="free" if charge.paid_with_free_use else "ok",
             account_id=charge.account_id,

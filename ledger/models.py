@@ -31,7 +31,8 @@ class LedgerEntry(models.Model):
     """One movement of money or free uses, with the balances it left behind.
 
     Invariant (checked by `manage.py reconcile`): an account's balance is the sum of its
-    balance deltas and its free uses the sum of its free-use deltas. Entries are never
+    balance deltas, its free uses the sum of its free-use deltas and its daily free uses
+    the sum of its daily free-use deltas. Entries are never
     updated or deleted: a correction is a new entry.
     """
 
@@ -44,6 +45,10 @@ class LedgerEntry(models.Model):
     free_uses_delta = models.IntegerField(default=0)
     balance_after_minor = models.BigIntegerField()
     free_uses_after = models.IntegerField()
+    # Daily free uses (a separate pool, spent first): their own delta and count after, so
+    # `reconcile` proves them like the other counts.
+    daily_free_uses_delta = models.IntegerField(default=0, db_default=0)
+    daily_free_uses_after = models.IntegerField(default=0, db_default=0)
     currency = models.CharField(max_length=3)
     charge = models.ForeignKey(
         "charges.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
@@ -79,6 +84,9 @@ class LedgerEntry(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(balance_after_minor__gte=0), name="ledger_balance_after_gte_0"),
             models.CheckConstraint(condition=models.Q(free_uses_after__gte=0), name="ledger_free_uses_after_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(daily_free_uses_after__gte=0), name="ledger_daily_free_uses_after_gte_0"
+            ),
         ]
         indexes = [models.Index(fields=["account", "-id"], name="ledger_account_newest")]
 

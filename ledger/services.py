@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import uuid
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +13,6 @@ from django.utils import timezone
 
 from billing_site import metrics
 from billing_site.errors import InvalidOperation
-from billing_site.sql import writer_for
 from ledger.models import EntryKind, LedgerEntry
 
 if TYPE_CHECKING:
@@ -25,9 +27,33 @@ MAX_BALANCE_MINOR = 2**63 - 1
 # Paid credit arriving by these kinds makes the account "pro" (DESIGN: Money and units).
 PAID_CREDIT_KINDS = frozenset({EntryKind.PURCHASE, EntryKind.GRANT, EntryKind.MIGRATION})
 
+# The account columns a movement reads and writes: the compare-and-set guards all of them.
+_GUARDED = ("balance_minor", "free_uses_remaining", "daily_free_uses_remaining", "daily_free_uses_day", "total_uses")
+
 
 class LedgerInvariantError(Exception):
     """A movement would take a balance below zero: a bug in the caller, never user input."""
+
+
+class StaleAccount(LedgerInvariantError):
+    """The account row changed since the caller read it (or its status is not the one expected)."""
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One ledger entry's worth of change, for `ledger_post_many`."""
+
+    kind: EntryKind
+    balance_delta_minor: int = 0
+    free_uses_delta: int = 0
+    daily_free_uses_delta: int = 0
+    uses_delta: int = 0
+    reason: str = ""
+    charge_id: uuid.UUID | None = None
+    purchase: Purchase | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
+    details: dict[str, Any] | None = None
 
 
 def ledger_post(
@@ -37,6 +63,7 @@ def ledger_post(
     actor: str,
     balance_delta_minor: int = 0,
     free_uses_delta: int = 0,
+    daily_free_uses_delta: int = 0,
     uses_delta: int = 0,
     reason: str = "",
     charge: Charge | None = None,
@@ -51,73 +78,118 @@ def ledger_post(
     current `transaction.atomic()` block: the new balance is computed from the locked
     row, then written with the entry, so the two can never disagree.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise LedgerInvariantError("ledger_post must run inside transaction.atomic() with the account locked")
-    new_balance = account.balance_minor + balance_delta_minor
-    new_free_uses = account.free_uses_remaining + free_uses_delta
-    new_total_uses = account.total_uses + uses_delta
-    if new_balance < 0 or new_free_uses < 0:
-        raise LedgerInvariantError(
-            f"movement would leave balance {new_balance} / free uses {new_free_uses} on account {account.pk}"
-        )
-    if new_balance > MAX_BALANCE_MINOR or new_free_uses > MAX_COUNT or new_total_uses > MAX_COUNT:
-        raise InvalidOperation("This would take the account past the largest balance or count it can hold.")
-    changes: dict[str, Any] = {
-        "balance_minor": new_balance,
-        "free_uses_remaining": new_free_uses,
-        "total_uses": new_total_uses,
-        "updated_at": timezone.now(),
-    }
-    if balance_delta_minor > 0 and kind in PAID_CREDIT_KINDS and not account.has_paid:
-        changes["has_paid"] = True
-    # Compare-and-set on the values the new balance was computed from: an account object
-    # that was not locked (or is stale) fails loudly instead of overwriting newer money.
-    # The UPDATE is written once (billing_site.sql), not compiled by the ORM on every charge.
-    updated = writer_for(type(account)).compare_and_set(
-        account,
-        changes,
-        expected={
-            "balance_minor": account.balance_minor,
-            "free_uses_remaining": account.free_uses_remaining,
-            "total_uses": account.total_uses,
-        },
-    )
-    if updated != 1:
-        raise LedgerInvariantError(
-            f"account {account.pk} changed since it was read: lock it with select_for_update() first"
-        )
-    for field, value in changes.items():
-        setattr(account, field, value)
-    if balance_delta_minor > 0 or free_uses_delta > 0:
-        # Counted once the money is really there: a rolled-back grant counts nothing.
-        transaction.on_commit(
-            partial(
-                metrics.observe_credits_granted,
-                kind=str(kind),
-                amount_minor=max(balance_delta_minor, 0),
-                free_uses=max(free_uses_delta, 0),
-            )
-        )
-    entry = LedgerEntry(
-        account=account,
+    movement = Movement(
         kind=kind,
         balance_delta_minor=balance_delta_minor,
         free_uses_delta=free_uses_delta,
-        balance_after_minor=new_balance,
-        free_uses_after=new_free_uses,
-        currency=account.currency,
-        charge=charge,
-        purchase=purchase,
-        actor=actor,
+        daily_free_uses_delta=daily_free_uses_delta,
+        uses_delta=uses_delta,
         reason=reason,
+        charge_id=charge.pk if charge is not None else None,
+        purchase=purchase,
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
-        details=details or {},
+        details=details,
     )
-    return writer_for(LedgerEntry).insert(entry)
+    return ledger_post_many(account=account, actor=actor, movements=[movement])[0]
 
 
-def ledger_record_drift(*, account_id: object, actor: str, reason: str) -> LedgerEntry | None:
+def ledger_post_many(
+    *,
+    account: Account,
+    actor: str,
+    movements: list[Movement],
+    daily_free_uses_day: datetime.date | None = None,
+    expected_status: str | None = None,
+) -> list[LedgerEntry]:
+    """Apply several movements to one account in one UPDATE, recorded as one INSERT of entries.
+
+    The UPDATE is a compare-and-set on the values the caller read: with the row locked it
+    always applies; without the lock (the charge's optimistic path) it takes the row lock
+    itself and applies only if nothing changed since the read (and the status is still
+    `expected_status`, when given), else raises StaleAccount and the caller retries locked.
+    `daily_free_uses_day` moves the row to that UTC day (the daily top-up).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerInvariantError("ledger_post must run inside transaction.atomic() with the account locked")
+    from accounts.models import Account
+
+    balance, free_uses, daily, total_uses = (
+        account.balance_minor,
+        account.free_uses_remaining,
+        account.daily_free_uses_remaining,
+        account.total_uses,
+    )
+    entries = []
+    gained_paid_credit = False
+    for m in movements:
+        balance += m.balance_delta_minor
+        free_uses += m.free_uses_delta
+        daily += m.daily_free_uses_delta
+        total_uses += m.uses_delta
+        if balance < 0 or free_uses < 0 or daily < 0:
+            raise LedgerInvariantError(
+                f"movement would leave balance {balance} / free uses {free_uses} / daily free uses {daily}"
+                f" on account {account.pk}"
+            )
+        if balance > MAX_BALANCE_MINOR or free_uses > MAX_COUNT or total_uses > MAX_COUNT:
+            raise InvalidOperation("This would take the account past the largest balance or count it can hold.")
+        gained_paid_credit |= m.balance_delta_minor > 0 and m.kind in PAID_CREDIT_KINDS
+        entries.append(
+            LedgerEntry(
+                account=account,
+                kind=m.kind,
+                balance_delta_minor=m.balance_delta_minor,
+                free_uses_delta=m.free_uses_delta,
+                daily_free_uses_delta=m.daily_free_uses_delta,
+                balance_after_minor=balance,
+                free_uses_after=free_uses,
+                daily_free_uses_after=daily,
+                currency=account.currency,
+                charge_id=m.charge_id,
+                purchase=m.purchase,
+                actor=actor,
+                reason=m.reason,
+                idempotency_key=m.idempotency_key,
+                request_fingerprint=m.request_fingerprint,
+                details=m.details or {},
+            )
+        )
+    changes: dict[str, Any] = {
+        "balance_minor": balance,
+        "free_uses_remaining": free_uses,
+        "daily_free_uses_remaining": daily,
+        "total_uses": total_uses,
+        "updated_at": timezone.now(),
+    }
+    if daily_free_uses_day is not None:
+        changes["daily_free_uses_day"] = daily_free_uses_day
+    if gained_paid_credit and not account.has_paid:
+        changes["has_paid"] = True
+    # Compare-and-set on the values the new balance was computed from: an account object
+    # that was not locked (or is stale) fails loudly instead of overwriting newer money.
+    expected = {field: getattr(account, field) for field in _GUARDED}
+    if expected_status is not None:
+        expected["status"] = expected_status
+    if Account.objects.filter(pk=account.pk, **expected).update(**changes) != 1:
+        raise StaleAccount(f"account {account.pk} changed since it was read: lock it with select_for_update() first")
+    for field, value in changes.items():
+        setattr(account, field, value)
+    for m in movements:
+        if m.balance_delta_minor > 0 or m.free_uses_delta > 0:
+            # Counted once the money is really there: a rolled-back grant counts nothing.
+            transaction.on_commit(
+                partial(
+                    metrics.observe_credits_granted,
+                    kind=str(m.kind),
+                    amount_minor=max(m.balance_delta_minor, 0),
+                    free_uses=max(m.free_uses_delta, 0),
+                )
+            )
+    return LedgerEntry.objects.bulk_create(entries)
+
+
+def ledger_record_drift(*, account_id: uuid.UUID | str, actor: str, reason: str) -> LedgerEntry | None:
     """Bring the ledger back in line with an account row that was changed outside it.
 
     `reconcile` reports an account whose balance (or free uses) differs from the sum of its
@@ -137,19 +209,22 @@ def ledger_record_drift(*, account_id: object, actor: str, reason: str) -> Ledge
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account_id)
         sums = LedgerEntry.objects.filter(account=account).aggregate(
-            balance=Sum("balance_delta_minor"), free_uses=Sum("free_uses_delta")
+            balance=Sum("balance_delta_minor"), free_uses=Sum("free_uses_delta"), daily=Sum("daily_free_uses_delta")
         )
         balance_drift = account.balance_minor - (sums["balance"] or 0)
         free_uses_drift = account.free_uses_remaining - (sums["free_uses"] or 0)
-        if balance_drift == 0 and free_uses_drift == 0:
+        daily_drift = account.daily_free_uses_remaining - (sums["daily"] or 0)
+        if balance_drift == 0 and free_uses_drift == 0 and daily_drift == 0:
             return None
         return LedgerEntry.objects.create(
             account=account,
             kind=EntryKind.ADJUSTMENT,
             balance_delta_minor=balance_drift,
             free_uses_delta=free_uses_drift,
+            daily_free_uses_delta=daily_drift,
             balance_after_minor=account.balance_minor,
             free_uses_after=account.free_uses_remaining,
+            daily_free_uses_after=account.daily_free_uses_remaining,
             currency=account.currency,
             actor=actor,
             reason=reason,

@@ -128,3 +128,35 @@ def test_concurrent_grants_and_charges_never_lose_a_credit(user):
     account.refresh_from_db()
     assert account.balance_minor == 1000 + 10 * 100 - 10 * 100
     assert_ledger_matches(account)
+
+
+def test_a_charge_waiting_on_the_lock_while_the_account_is_suspended_is_refused(user):
+    """The charge reads the account unlocked (active); its compare-and-set must notice the suspension."""
+    import threading
+    import time
+
+    from django.db import transaction
+
+    from accounts.models import AccountStatus
+    from accounts.services import account_set_status
+
+    account = funded_account(user, uses=5, free_uses=0)
+    key = create_api_key()
+    result = {}
+    charge = threading.Thread(
+        target=lambda: result.update(
+            response=agent(key).post("/v1/billing/charges", charge_body(user, "during"), format="json")
+        )
+    )
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=account.pk)  # the charge's UPDATE waits for this
+        charge.start()
+        time.sleep(1.5)
+        account_set_status(account_id=account.pk, status=AccountStatus.SUSPENDED, reason="abuse", actor="test")
+    charge.join(timeout=30)
+
+    assert result["response"].status_code == 403
+    account.refresh_from_db()
+    assert (account.balance_minor, account.total_uses) == (500, 0)
+    assert not Charge.objects.filter(account=account).exists()
+    assert_ledger_matches(account)

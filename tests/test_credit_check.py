@@ -14,6 +14,8 @@ pytestmark = pytest.mark.django_db
 
 URL = "/v1/billing/credits/check"
 GUIDE_FIELDS = {
+    "daily_free_uses_remaining",
+    "daily_free_uses_limit",
     "has_credit",
     "credits_remaining",
     "free_uses_remaining",
@@ -36,6 +38,8 @@ def test_a_new_user_has_three_free_uses(api, user):
         "has_credit": True,
         "credits_remaining": 0,
         "free_uses_remaining": 3,
+        "daily_free_uses_remaining": 0,
+        "daily_free_uses_limit": 0,
         "total_uses": 0,
         "plan_name": "free",
         "reason": None,
@@ -64,6 +68,8 @@ def test_free_tier_exhausted_asks_for_a_purchase(api, user):
         "has_credit": False,
         "credits_remaining": 0,
         "free_uses_remaining": 0,
+        "daily_free_uses_remaining": 0,
+        "daily_free_uses_limit": 0,
         "total_uses": 3,
         "plan_name": "free",
         "reason": "No free uses or credits remaining",
@@ -87,8 +93,8 @@ def test_a_paid_user_sees_credits_in_uses_and_plan_pro(api, user):
     assert body["balance_minor"] == 1500
 
 
-def test_a_suspended_account_has_no_credit_and_says_why(api, user):
-    account = funded_account(user, uses=100, free_uses=0)
+def test_a_suspended_account_has_no_credit_says_why_and_reports_no_usable_count(api, user):
+    account = funded_account(user, uses=100, free_uses=2)
     account_set_status(account_id=account.pk, status=AccountStatus.SUSPENDED, reason="abuse", actor="test")
 
     response = api.post(URL, user, format="json")
@@ -97,20 +103,34 @@ def test_a_suspended_account_has_no_credit_and_says_why(api, user):
     body = response.json()
     assert body["has_credit"] is False
     assert body["reason"] == "Account suspended"
-    assert body["credits_remaining"] == 100
+    # The CIRIS agent ignores has_credit and serves anyone with a count above 0.
+    assert (body["credits_remaining"], body["free_uses_remaining"], body["daily_free_uses_remaining"]) == (0, 0, 0)
+    assert body["balance_minor"] == 10000, "the stored balance stays visible"
     assert body["plan_name"] == "pro"
     assert body["purchase_required"] is False
     assert body["purchase_price_minor"] is None and body["purchase_uses"] is None
 
 
-def test_a_closed_account_says_closed(api, user):
-    account = funded_account(user)
+def test_a_suspended_accounts_own_endpoint_still_shows_what_it_holds(api, user):
+    account = funded_account(user, uses=100, free_uses=2)
+    account_set_status(account_id=account.pk, status=AccountStatus.SUSPENDED, reason="abuse", actor="test")
+
+    body = api.get(f"/v1/billing/accounts/{account.pk}").json()
+
+    assert (body["credits_remaining"], body["free_uses_remaining"], body["balance_minor"]) == (100, 2, 10000)
+
+
+def test_a_closed_account_says_closed_and_reports_no_usable_count(api, user, settings):
+    settings.BILLING_DAILY_FREE_USES = 5
+    account = funded_account(user, uses=3)
     account_set_status(account_id=account.pk, status=AccountStatus.CLOSED, reason="user asked", actor="test")
 
     body = api.post(URL, user, format="json").json()
 
     assert body["has_credit"] is False
     assert body["reason"] == "Account closed"
+    assert (body["credits_remaining"], body["free_uses_remaining"], body["daily_free_uses_remaining"]) == (0, 0, 0)
+    assert body["daily_free_uses_limit"] == 5
 
 
 def test_amount_minor_on_a_check_is_what_has_credit_answers_for(api, user):

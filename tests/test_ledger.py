@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Account
 from ledger.models import EntryKind, LedgerEntry
-from ledger.services import LedgerInvariantError, ledger_post
+from ledger.services import LedgerInvariantError, Movement, ledger_post, ledger_post_many
 from tests.factories import funded_account
 
 pytestmark = pytest.mark.django_db
@@ -57,3 +57,23 @@ def test_a_stale_account_object_cannot_overwrite_a_newer_balance(user):
         ledger_post(account=stale, kind=EntryKind.GRANT, actor="test", balance_delta_minor=100)
     stale.refresh_from_db()
     assert stale.balance_minor == 200
+
+
+def test_a_movement_expecting_another_status_is_refused(user):
+    from accounts.models import AccountStatus
+    from accounts.services import account_set_status
+    from ledger.services import StaleAccount
+
+    read = funded_account(user, uses=1)
+    account_set_status(account_id=read.pk, status=AccountStatus.SUSPENDED, reason="abuse", actor="test")
+    # `read` still says active; its counts are current (a status change moves none).
+
+    with pytest.raises(StaleAccount), transaction.atomic():
+        ledger_post_many(
+            account=read,
+            actor="test",
+            movements=[Movement(kind=EntryKind.CHARGE, balance_delta_minor=-100, uses_delta=1)],
+            expected_status=AccountStatus.ACTIVE,
+        )
+    read.refresh_from_db()
+    assert read.balance_minor == 100

@@ -8,8 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.models import Account
-from accounts.services import account_get_or_create
-from backoffice import services
+from accounts.services import account_get_or_create, account_grant, uses_to_minor
 from backoffice.commands import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     BackofficeCommand,
@@ -56,7 +55,7 @@ class Command(BackofficeCommand):
         kind = EntryKind(options["kind"])
         amount_minor = free_uses = 0
         if options["uses"] is not None:
-            amount_minor = services.uses_to_minor(options["uses"])
+            amount_minor = uses_to_minor(options["uses"])
         elif options["amount_minor"] is not None:
             amount_minor = options["amount_minor"]
         else:
@@ -77,7 +76,7 @@ class Command(BackofficeCommand):
         if account is None:
             account, _ = account_get_or_create(identity=identity, actor=self.actor)
         try:
-            outcome = services.account_grant(
+            entry, created = account_grant(
                 account=account,
                 actor=self.actor,
                 reason=reason,
@@ -88,8 +87,7 @@ class Command(BackofficeCommand):
             )
         except BillingError as error:
             raise CommandError(error.detail) from error
-        entry = outcome.entry
-        if outcome.replayed:
+        if not created:
             self.stdout.write(f"Already granted with key {key!r} (ledger entry #{entry.pk}); nothing changed.")
             return
         self.stdout.write(

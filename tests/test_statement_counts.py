@@ -1,0 +1,89 @@
+"""What the hot path costs in SQL statements: a check and a replay one each, a charge six.
+
+Run outside a wrapping test transaction (transaction=True), so what is captured is what a
+real request sends. A new charge is the one lookup that would have answered a replay, then
+BEGIN, UPDATE account (a compare-and-set that takes the row lock), INSERT ledger entries,
+INSERT charge, COMMIT: 6 statements (7 before: a separate replay lookup and a
+SELECT ... FOR UPDATE).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.identity import Identity
+from accounts.models import Account
+from charges.models import Charge
+from charges.selectors import account_and_charge_for_key
+from tests.conftest import charge_body
+from tests.factories import funded_account
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    return [q["sql"].split()[0] for q in captured.captured_queries]
+
+
+@pytest.fixture
+def warm(api, user):
+    """A funded account, and the API key already in the process's cache."""
+    funded_account(user, uses=5, free_uses=0)
+    api.post("/v1/billing/credits/check", user, format="json")
+    return user
+
+
+def test_a_credit_check_is_one_statement(api, warm):
+    with CaptureQueriesContext(connection) as check:
+        assert api.post("/v1/billing/credits/check", warm, format="json").status_code == 200
+
+    assert statements(check) == ["SELECT"]
+
+
+def test_a_new_charge_is_the_lookup_then_one_update_and_two_inserts(api, warm):
+    with CaptureQueriesContext(connection) as charge:
+        assert api.post("/v1/billing/charges", charge_body(warm, "k1"), format="json").status_code == 201
+
+    assert statements(charge) == ["SELECT", "BEGIN", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+    assert "FOR UPDATE" not in charge.captured_queries[0]["sql"]
+
+
+def test_a_replay_is_one_indexed_lookup_and_nothing_else(api, warm):
+    api.post("/v1/billing/charges", charge_body(warm, "k1"), format="json")
+
+    with CaptureQueriesContext(connection) as replay:
+        assert api.post("/v1/billing/charges", charge_body(warm, "k1"), format="json").status_code == 409
+
+    assert statements(replay) == ["SELECT"]
+
+
+def test_the_first_charge_of_a_day_tops_up_in_the_same_statements(api, warm, settings):
+    settings.BILLING_DAILY_FREE_USES = 2
+
+    with CaptureQueriesContext(connection) as charge:
+        assert api.post("/v1/billing/charges", charge_body(warm, "k1"), format="json").status_code == 201
+
+    # The top-up and the charge are one UPDATE and one INSERT of both ledger entries.
+    assert statements(charge) == ["SELECT", "BEGIN", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+
+
+def test_the_replay_lookup_loads_what_the_orm_loads(api, warm):
+    api.post("/v1/billing/charges", charge_body(warm, "k1", metadata={"a": [1, {"b": None}]}), format="json")
+    identity = Identity(oauth_provider=warm["oauth_provider"], external_id=warm["external_id"])
+
+    account, charge = account_and_charge_for_key(identity=identity, idempotency_key="k1")
+
+    orm_account = Account.objects.get(external_id=warm["external_id"])
+    orm_charge = Charge.objects.get(idempotency_key="k1")
+    fields = [f.attname for f in Charge._meta.concrete_fields]
+    assert {f: getattr(charge, f) for f in fields} == {f: getattr(orm_charge, f) for f in fields}
+    assert account.pk == orm_account.pk and account.balance_minor == orm_account.balance_minor
+    assert account_and_charge_for_key(identity=identity, idempotency_key="unknown") == (orm_account, None)
+    assert account_and_charge_for_key(
+        identity=Identity(oauth_provider="oauth:google", external_id="nobody"), idempotency_key="k1"
+    ) == (
+        None,
+        None,
+    )
