@@ -84,7 +84,7 @@ def _balance(*, account: Account | None, product: ToolProduct, allowance: ToolAl
 
 
 def tool_balance(*, identity: Identity, product: ToolProduct) -> ToolBalance:
-    account = account_for_identity(identity)
+    account = account_for_identity(identity=identity)
     allowance = None
     if account is not None:
         allowance = ToolAllowance.objects.filter(account=account, product=product).first()
@@ -93,7 +93,7 @@ def tool_balance(*, identity: Identity, product: ToolProduct) -> ToolBalance:
 
 def tool_balances(*, identity: Identity) -> list[ToolBalance]:
     """One balance per active product, in two queries whatever the number of products."""
-    account = account_for_identity(identity)
+    account = account_for_identity(identity=identity)
     allowances: dict[int, ToolAllowance] = {}
     if account is not None:
         allowances = {a.product_id: a for a in ToolAllowance.objects.filter(account=account, product__active=True)}

@@ -186,7 +186,7 @@ def tool_charge_create(*, identity: Identity, product_type: str, idempotency_key
         if existing is None:
             raise
         return _replay(existing, product_type)
-    account_remember_last_seen(account, identity)
+    account_remember_last_seen(account=account, identity=identity)
     logger.info(
         "tool charge created",
         extra={

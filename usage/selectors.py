@@ -38,7 +38,7 @@ def identity_transactions(*, identity: Identity, limit: int, offset: int) -> tup
     A read never creates an account. Status changes (zero-delta audit entries) are not
     transactions and are left out.
     """
-    account = account_for_identity(identity)
+    account = account_for_identity(identity=identity)
     if account is None:
         return [], 0
     entries = (
