@@ -13,12 +13,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from accounts.models import Account, AccountStatus
-from backoffice import forms, services
+from accounts.models import Account
+from backoffice.admin.actions import ACCOUNT_ACTIONS, AccountAction, staff_actor
 from backoffice.admin.base import GRANT_PERMISSION, SUSPEND_PERMISSION
 from billing_site.errors import BillingError
 from charges.models import Charge
-from ledger.models import EntryKind, LedgerEntry
+from ledger.models import LedgerEntry
 from purchases.models import Purchase
 
 LEDGER_PAGE_SIZE = 25
@@ -54,32 +54,17 @@ class TenantFilter(admin.SimpleListFilter):
         return queryset.filter(tenant_id="" if value == self.NONE else value)
 
 
-# name -> (form, permission, title, button label)
-ACCOUNT_ACTIONS: dict[str, tuple[type, str, str]] = {
-    "grant-credits": (forms.GrantCreditsForm, GRANT_PERMISSION, "Grant credits"),
-    "grant-free-uses": (forms.GrantFreeUsesForm, GRANT_PERMISSION, "Grant free uses"),
-    "suspend": (forms.ReasonForm, SUSPEND_PERMISSION, "Suspend"),
-    "reactivate": (forms.ReasonForm, SUSPEND_PERMISSION, "Reactivate"),
-    "close": (forms.ReasonForm, SUSPEND_PERMISSION, "Close account"),
-}
-STATUS_FOR_ACTION = {
-    "suspend": AccountStatus.SUSPENDED,
-    "reactivate": AccountStatus.ACTIVE,
-    "close": AccountStatus.CLOSED,
-}
-
-
-def _bulk_action(name: str, permission: str, description: str) -> Any:
+def _bulk_action(account_action: AccountAction) -> Any:
     """A changelist action that sends the selected accounts to the confirmation form."""
+    name = account_action.name
 
-    @admin.action(description=description, permissions=[permission.split(".")[1]])
+    @admin.action(description=f"{account_action.title} …", permissions=[account_action.permission.split(".")[1]])
     def action(modeladmin: AccountAdmin, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse:
         # Django's intermediate-page pattern: the confirmation is rendered right here, the
         # selected ids travel as a hidden input of its POST. (In a redirect's query string,
         # about 110 accounts overflowed gunicorn's 4094-byte request line.)
-        form_class, _, _ = ACCOUNT_ACTIONS[name]
         return modeladmin.render_action_form(
-            request, name, list(queryset.order_by("created_at")), form=form_class(), object_id=None
+            request, name, list(queryset.order_by("created_at")), form=account_action.form(), object_id=None
         )
 
     action.__name__ = f"bulk_{name.replace('-', '_')}"
@@ -134,7 +119,7 @@ class AccountAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    actions = [_bulk_action(name, perm, f"{title} …") for name, (_, perm, title) in ACCOUNT_ACTIONS.items()]
+    actions = [_bulk_action(account_action) for account_action in ACCOUNT_ACTIONS.values()]
 
     # Balances, free uses and status change only through the actions, never the form.
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -191,39 +176,18 @@ class AccountAdmin(admin.ModelAdmin):
                 purchases=Purchase.objects.filter(account=account).order_by("-created_at")[:RELATED_ROWS],
                 purchase_count=Purchase.objects.filter(account=account).count(),
                 account_actions=[
-                    (name, title)
-                    for name, (_, perm, title) in ACCOUNT_ACTIONS.items()
-                    if request.user.has_perm(perm) and self._action_applies(name, account)
+                    (action.name, action.title)
+                    for action in ACCOUNT_ACTIONS.values()
+                    if request.user.has_perm(action.permission) and action.refusal(account) is None
                 ],
                 use_price_minor=settings.BILLING_USE_PRICE_MINOR,
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
-    @staticmethod
-    def _action_applies(name: str, account: Account) -> bool:
-        return AccountAdmin._refusal(name, account) is None
-
-    @staticmethod
-    def _refusal(name: str, account: Account) -> str | None:
-        """Why this action cannot apply to the account (the services' own words), or None."""
-        target = STATUS_FOR_ACTION.get(name)
-        if target is not None:
-            if account.status == target:
-                return f"Account {account} is already {account.status}."
-            if account.status not in services.STATUS_TRANSITIONS[target]:
-                return f"Account {account} is {account.status} and cannot become {target}."
-        elif account.status == AccountStatus.CLOSED and name != "grant-credits":
-            # grant-credits stays: an adjustment may still settle a closed account (its
-            # grants are refused by account_grant).
-            return f"Account {account} is closed: it gets no grants (an adjustment may still settle it)."
-        return None
-
     def action_view(self, request: HttpRequest, action: str, object_id: Any = None) -> HttpResponse:
         """Confirmation form for one account action, for one account or a selection."""
-        if action not in ACCOUNT_ACTIONS:
-            raise PermissionDenied
-        form_class, permission, _ = ACCOUNT_ACTIONS[action]
-        if not request.user.has_perm(permission):
+        account_action = ACCOUNT_ACTIONS.get(action)
+        if account_action is None or not request.user.has_perm(account_action.permission):
             raise PermissionDenied
         # A selection arrives only in a POST body (see _bulk_action), never in the URL.
         raw_ids = [str(object_id)] if object_id else request.POST.get("ids", "").split(",")
@@ -234,16 +198,16 @@ class AccountAdmin(admin.ModelAdmin):
         if not accounts:
             self.message_user(request, "No accounts selected.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:accounts_account_changelist"))
-        refusal = self._refusal(action, accounts[0]) if object_id else None
+        refusal = account_action.refusal(accounts[0]) if object_id else None
         if refusal:
             # The button is hidden, but a bookmarked or hand-made request must not get
             # through either (the services refuse too, for the bulk path and commands).
             self.message_user(request, refusal, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[object_id]))
 
-        form = form_class(request.POST) if request.method == "POST" else form_class()
+        form = account_action.form(request.POST) if request.method == "POST" else account_action.form()
         if request.method == "POST" and form.is_valid():
-            self._apply(request, action, accounts, form.cleaned_data)
+            self._apply(request, account_action, accounts, form.cleaned_data)
             if object_id:
                 return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[object_id]))
             return HttpResponseRedirect(reverse("admin:accounts_account_changelist"))
@@ -252,7 +216,7 @@ class AccountAdmin(admin.ModelAdmin):
     def render_action_form(
         self, request: HttpRequest, action: str, accounts: list[Account], *, form: Any, object_id: Any
     ) -> HttpResponse:
-        _, _, title = ACCOUNT_ACTIONS[action]
+        title = ACCOUNT_ACTIONS[action].title
         form_url = (
             reverse("admin:accounts_account_action", args=[object_id, action])
             if object_id
@@ -273,45 +237,13 @@ class AccountAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/accounts/account/action_form.html", context)
 
-    def _apply(self, request: HttpRequest, action: str, accounts: list[Account], data: dict[str, Any]) -> None:
-        actor = services.staff_actor(request.user.get_username())
+    def _apply(
+        self, request: HttpRequest, action: AccountAction, accounts: list[Account], data: dict[str, Any]
+    ) -> None:
+        actor = staff_actor(request.user.get_username())
         for account in accounts:
             try:
-                if action == "grant-credits":
-                    amount = data["amount"]
-                    amount_minor = services.uses_to_minor(amount) if data["unit"] == "uses" else amount
-                    outcome = services.account_grant(
-                        account=account,
-                        actor=actor,
-                        reason=data["reason"],
-                        amount_minor=amount_minor,
-                        kind=EntryKind(data["kind"]),
-                        idempotency_key=data["idempotency_key"],
-                    )
-                    self._report_grant(request, account, outcome, f"{amount_minor:+d} credit minor units")
-                elif action == "grant-free-uses":
-                    outcome = services.account_grant(
-                        account=account,
-                        actor=actor,
-                        reason=data["reason"],
-                        free_uses=data["free_uses"],
-                        idempotency_key=data["idempotency_key"],
-                    )
-                    self._report_grant(request, account, outcome, f"{data['free_uses']} free uses")
-                else:
-                    services.account_change_status(
-                        account=account, status=STATUS_FOR_ACTION[action], reason=data["reason"], actor=actor
-                    )
-                    self.message_user(request, f"{account}: now {STATUS_FOR_ACTION[action].label.lower()}.")
+                message, level = action.run(account, actor, data)
             except BillingError as error:
-                self.message_user(request, f"{account}: {error.detail}", messages.ERROR)
-
-    def _report_grant(self, request: HttpRequest, account: Account, outcome: services.GrantOutcome, what: str) -> None:
-        if outcome.replayed:
-            self.message_user(
-                request,
-                f"{account}: already granted by this form (ledger entry #{outcome.entry.pk}); nothing changed.",
-                messages.WARNING,
-            )
-        else:
-            self.message_user(request, f"{account}: granted {what} (ledger entry #{outcome.entry.pk}).")
+                message, level = f"{account}: {error.detail}", messages.ERROR
+            self.message_user(request, message, level)

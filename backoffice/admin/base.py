@@ -36,6 +36,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class AccountRecordAdmin(ReadOnlyAdmin):
+    """A read-only record of one account (`account_link`); charges and purchases also list
+    the ledger entries they made (`ledger_links`)."""
+
+    @admin.display(description="account", ordering="account")
+    def account_link(self, obj: Any) -> str:
+        return admin_link(obj.account)
+
+    @admin.display(description="ledger entries")
+    def ledger_links(self, obj: Any) -> str:
+        return format_html_join_links(obj.ledger_entries.all())
+
+
 def format_html_join_links(entries: QuerySet[LedgerEntry]) -> str:
     return (
         format_html_join(

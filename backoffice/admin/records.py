@@ -7,14 +7,14 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from backoffice.admin.base import ReadOnlyAdmin, admin_link, format_html_join_links
+from backoffice.admin.base import AccountRecordAdmin, admin_link
 from charges.models import Charge
 from ledger.models import LedgerEntry
 from purchases.models import Purchase
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(AccountRecordAdmin):
     list_display = [
         "id",
         "created_at",
@@ -62,10 +62,6 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     ]
     fields = readonly_fields
 
-    @admin.display(description="account", ordering="account")
-    def account_link(self, obj: LedgerEntry) -> str:
-        return admin_link(obj.account)
-
     @admin.display(description="charge")
     def charge_link(self, obj: LedgerEntry) -> str:
         return admin_link(obj.charge, obj.charge_id)
@@ -84,7 +80,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Charge)
-class ChargeAdmin(ReadOnlyAdmin):
+class ChargeAdmin(AccountRecordAdmin):
     list_display = [
         "id",
         "created_at",
@@ -127,14 +123,6 @@ class ChargeAdmin(ReadOnlyAdmin):
     ]
     fields = readonly_fields
 
-    @admin.display(description="account", ordering="account")
-    def account_link(self, obj: Charge) -> str:
-        return admin_link(obj.account)
-
-    @admin.display(description="ledger entries")
-    def ledger_links(self, obj: Charge) -> str:
-        return format_html_join_links(obj.ledger_entries.all())
-
 
 # The back office's read-only view wins over any other registration of Purchase.
 if admin.site.is_registered(Purchase):
@@ -142,7 +130,7 @@ if admin.site.is_registered(Purchase):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ReadOnlyAdmin):
+class PurchaseAdmin(AccountRecordAdmin):
     list_display = [
         "id",
         "created_at",
@@ -170,11 +158,3 @@ class PurchaseAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Purchase._meta.fields if f.name != "client_secret"] + ["account_link", "ledger_links"]
-
-    @admin.display(description="account", ordering="account")
-    def account_link(self, obj: Purchase) -> str:
-        return admin_link(obj.account)
-
-    @admin.display(description="ledger entries")
-    def ledger_links(self, obj: Purchase) -> str:
-        return format_html_join_links(obj.ledger_entries.all())
