@@ -98,23 +98,35 @@ class BodySizeLimitMiddleware:
 
 API_PATH_PREFIXES = ("/v1/", "/health", "/stripe/", "/metrics")
 
+# The bodies of the error answers that no view shaped (urls.py's handler400/403/404/500).
+ERROR_BODIES = {
+    400: {"detail": "Bad request.", "code": "bad_request"},
+    403: {"detail": "Forbidden.", "code": "forbidden"},
+    404: {"detail": "Not found.", "code": "not_found"},
+    500: {"detail": "Internal server error.", "code": "server_error"},
+}
+# With DEBUG on, Django answers an uncaught exception (500) and a SuspiciousOperation (400)
+# with its technical page -- the traceback and the settings -- as HTML, or as plain text for
+# any other Accept. Replaced on every path, the admin's included.
+_TECHNICAL_PAGE_STATUSES = (400, 500)
+
+
+def error_body(status: int) -> dict[str, str]:
+    return ERROR_BODIES.get(status, {"detail": "Request failed.", "code": "error"})
+
 
 class JsonErrorPagesMiddleware:
-    """API paths never answer an HTML error page, not even Django's DEBUG pages."""
+    """API paths never answer a non-JSON error, and no path Django's DEBUG pages."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if (
-            response.status_code >= 400
-            and response.get("Content-Type", "").startswith("text/html")
-            and request.path.startswith(API_PATH_PREFIXES)
-        ):
-            detail = "Not found." if response.status_code == 404 else "Request failed."
-            code = "not_found" if response.status_code == 404 else "error"
-            return JsonResponse({"detail": detail, "code": code}, status=response.status_code)
+        if response.status_code < 400 or "json" in response.get("Content-Type", ""):
+            return response
+        if response.status_code in _TECHNICAL_PAGE_STATUSES or request.path.startswith(API_PATH_PREFIXES):
+            return JsonResponse(error_body(response.status_code), status=response.status_code)
         return response
 
 
