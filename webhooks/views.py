@@ -3,6 +3,10 @@
 dj-stripe checks the signature (400 when it fails), stores every delivery and runs the
 receivers in webhooks.handlers inside one transaction. This wrapper adds:
 - 400 for a body that is not a Stripe event object at all (dj-stripe would 500 on some);
+- 404 for any endpoint but the configured one (settings.STRIPE_WEBHOOK_ENDPOINT_ID, made by
+  `setup_stripe_webhook`), and 503 while that one's security settings differ from what
+  the command makes (validation off, another secret or tolerance): a row added through
+  dj-stripe's admin or a shell never credits anything;
 - 400 for a request carrying X-Djstripe-Webhook-Secret: with DEBUG on, dj-stripe would
   verify the signature against that header's secret, so anyone could forge events;
 - 400 when a verified event is about a purchase of ours but disagrees with it (another
@@ -25,6 +29,7 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from djstripe.models import WebhookEndpoint
 from djstripe.models.webhooks import _strip_port
 from djstripe.views import ProcessWebhookView
 
@@ -32,6 +37,7 @@ from billing_site import metrics
 from billing_site.middleware import database_unavailable_response
 from purchases.services import PaymentEventNotReady, PaymentEventRejected
 from webhooks.handlers import CHARGE_EVENTS, INTENT_EVENTS
+from webhooks.services import configured_endpoint_id, endpoint_drift
 
 HANDLED_EVENTS = INTENT_EVENTS | CHARGE_EVENTS
 
@@ -90,6 +96,27 @@ def _drop_unusable_forwarded_for(request: HttpRequest) -> None:
     request.__dict__.pop("headers", None)  # the cached view of META
 
 
+def _refuse_unconfigured_endpoint(uuid: Any) -> HttpResponse | None:
+    """404 unless the URL's endpoint is the configured one; 503 while that one is weakened."""
+    endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=uuid).first()
+    if endpoint is None or endpoint.id != configured_endpoint_id():
+        if endpoint is not None:
+            logger.error("stripe webhook for an endpoint other than the configured one refused: %s", endpoint.id)
+        return _answer(404, "No such webhook endpoint.", "not_found")
+    drift = endpoint_drift(endpoint)
+    if drift:
+        logger.error(
+            "stripe webhook endpoint %s differs from its configuration (%s): deliveries refused until "
+            "`manage.py setup_stripe_webhook` is run",
+            endpoint.id,
+            ", ".join(drift),
+        )
+        response = _answer(503, "The webhook endpoint is misconfigured; retry later.", "webhook_endpoint_misconfigured")
+        response["Retry-After"] = "60"
+        return response
+    return None
+
+
 _OUTCOMES = {200: "processed", 400: "rejected", 404: "rejected", 409: "not_ready", 503: "unavailable"}
 
 
@@ -113,6 +140,9 @@ class StripeWebhookView(ProcessWebhookView):
         if not _is_event(request.body):
             logger.error("stripe webhook with a malformed body")
             return _answer(400, "The body is not a Stripe event.", "malformed_event")
+        refusal = _refuse_unconfigured_endpoint(uuid)
+        if refusal is not None:
+            return refusal
         try:
             response = super().post(request, uuid)
         except Http404:
