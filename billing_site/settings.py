@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "billing_site.middleware.CsrfViewMiddleware",
     "billing_site.middleware.AuthenticationMiddleware",
     "billing_site.middleware.MessageMiddleware",
+    "backoffice.middleware.StripNulFromAdminRequests",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
