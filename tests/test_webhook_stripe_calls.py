@@ -24,14 +24,13 @@ def stripe_requests(monkeypatch):
     """Every request the stripe library's global client sends: (method, url, inside a transaction?)."""
     seen: list[tuple[str, str, bool]] = []
     client = stripe.default_http_client
-    inner = getattr(client, "_inner", client)
-    real = inner.request_with_retries
+    real = client.request  # the HTTP exchange itself, under the library's retries
 
     def watched(method, url, *args, **kwargs):
         seen.append((method, url, connection.in_atomic_block))
         return real(method, url, *args, **kwargs)
 
-    monkeypatch.setattr(inner, "request_with_retries", watched)
+    monkeypatch.setattr(client, "request", watched)
     return seen
 
 
@@ -87,12 +86,10 @@ def test_a_replayed_delivery_calls_stripe_not_at_all(client, webhook_endpoint, p
 def test_a_delivery_whose_stripe_fetch_fails_applies_nothing_and_asks_for_a_retry(
     client, webhook_endpoint, paid_intent, user, monkeypatch
 ):
-    inner = getattr(stripe.default_http_client, "_inner", stripe.default_http_client)
-
     def down(*args, **kwargs):
         raise stripe.APIConnectionError("Stripe unreachable")
 
-    monkeypatch.setattr(inner, "request_with_retries", down)
+    monkeypatch.setattr(stripe.default_http_client, "request", down)
 
     response = _deliver(client, webhook_endpoint, make_event("payment_intent.succeeded", paid_intent))
 

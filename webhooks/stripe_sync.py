@@ -71,21 +71,15 @@ class StripeCallInTransaction(Exception):
         current.answers[self.key] = self.client.request_with_retries(*self.args, **self.kwargs)
 
 
-class TransactionSafeHttpClient:
-    """The stripe library's global HTTP client (dj-stripe's calls), wrapped: during a webhook
-    delivery, an answer already had is reused and no request is sent inside a transaction.
-    Outside deliveries it is the wrapped client, unchanged."""
-
-    def __init__(self, inner: Any):
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+class TransactionSafeHttpClient(stripe.RequestsClient):
+    """The stripe library's global HTTP client (dj-stripe's calls): during a webhook delivery,
+    an answer already had is reused and no request is sent inside a transaction. Outside
+    deliveries it is the library's RequestsClient, unchanged."""
 
     def request_with_retries(self, method: str, url: str, headers: Any, *args: Any, **kwargs: Any) -> Any:
         current = _current.get()
         if current is None:
-            return self._inner.request_with_retries(method, url, headers, *args, **kwargs)
+            return super().request_with_retries(method, url, headers, *args, **kwargs)
         # By method and URL: within one delivery dj-stripe asks for one object the same way,
         # whether or not it names the (single) Stripe account in a header.
         key = (method.lower(), url)
@@ -93,17 +87,18 @@ class TransactionSafeHttpClient:
             return current.answers[key]
         call_args = (method, url, headers, *args)
         if current.in_transaction():
-            raise StripeCallInTransaction(self._inner, key, call_args, kwargs)
-        answer = self._inner.request_with_retries(*call_args, **kwargs)
+            raise StripeCallInTransaction(self, key, call_args, kwargs)
+        answer = super().request_with_retries(*call_args, **kwargs)
         if key[0] == "get":
             current.answers[key] = answer
         return answer
 
 
 def install() -> None:
-    """Wrap the global client once, at start (after purchases.stripe_api bounded it)."""
-    if not isinstance(stripe.default_http_client, TransactionSafeHttpClient):
-        stripe.default_http_client = TransactionSafeHttpClient(stripe.default_http_client)
+    """Replace the global client once, at start, keeping its timeout (purchases.stripe_api)."""
+    current = stripe.default_http_client
+    if not isinstance(current, TransactionSafeHttpClient):
+        stripe.default_http_client = TransactionSafeHttpClient(timeout=getattr(current, "_timeout", 80))
 
 
 @contextmanager
