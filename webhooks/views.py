@@ -149,7 +149,7 @@ class StripeWebhookView(ProcessWebhookView):
             return refusal
         try:
             with stripe_sync.delivery():
-                self._sync_before_transaction(request)
+                self._sync_before_transaction(request, uuid)
                 response = super().post(request, uuid)
         except Http404:
             return _answer(404, "No such webhook endpoint.", "not_found")
@@ -169,10 +169,10 @@ class StripeWebhookView(ProcessWebhookView):
         return response
 
     @staticmethod
-    def _sync_before_transaction(request: HttpRequest) -> None:
+    def _sync_before_transaction(request: HttpRequest, uuid: Any) -> None:
         """dj-stripe's copies of the event's objects, fetched and stored before its
         transaction opens (webhooks.stripe_sync): only for a verified event it has not stored."""
-        endpoint = WebhookEndpoint.objects.get(djstripe_uuid=request.resolver_match.kwargs["uuid"])
+        endpoint = WebhookEndpoint.objects.get(djstripe_uuid=uuid)  # the configured one (checked above)
         try:
             body = request.body.decode()
             stripe.WebhookSignature.verify_header(
