@@ -129,3 +129,18 @@ def test_the_endpoint_id_is_a_setting(client, webhook_endpoint, paid_intent, set
 
     assert _post(client, webhook_endpoint, event).status_code == 404
     assert _post(client, rogue, event).status_code == 200
+
+
+def test_dj_stripes_own_route_without_the_slash_is_ours_too(client, webhook_endpoint, paid_intent, user):
+    rogue = _rogue_endpoint()
+    body = encode(make_event("payment_intent.succeeded", paid_intent))
+
+    response = client.post(
+        f"/stripe/webhook/{rogue.djstripe_uuid}",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=sign(body, secret="whsec_attacker"),
+    )
+
+    assert response.status_code == 404
+    assert not LedgerEntry.objects.filter(account__external_id=user["external_id"], kind=EntryKind.PURCHASE).exists()
