@@ -4,7 +4,9 @@ djangorestframework-api-key provides the key model, generation and SHA-512 hashi
 `HasAPIKey` is a permission that looks the key up on every check. We need the key's scopes
 and tenant on `request.auth` and must not hit the database per request (it is on the hot
 path of every check and charge), so this authentication class verifies the key once
-against a cached copy of its row. Saving or deleting a key drops the cached copy.
+against a cached copy of its row. Saving or deleting a key drops the cached copies and
+stamps the key as changed (`key_changed`, after the commit): see `_load_shared_key_record`
+for why a dropped copy alone is not enough.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +40,19 @@ _PREFIX = re.compile(r"[A-Za-z0-9]{8}")
 _RANK: dict[str, int] = {str(scope.value): rank for scope, rank in SCOPE_RANK.items()}
 
 
+# Each cached row carries the change stamp that was current when it was read (v2: rows
+# without one, cached by an older release, are never used).
 def api_key_cache_key(prefix: str) -> str:
-    return f"apikey:v1:{prefix}"
+    return f"apikey:v2:{prefix}"
+
+
+def api_key_stamp_key(prefix: str) -> str:
+    return f"apikey:v2:changed:{prefix}"
+
+
+_STAMP = "_stamp"
+# How much longer than a cached row a change stamp lives (a cache write's own latency).
+CHANGE_STAMP_MARGIN_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -71,18 +85,23 @@ OPEN_ACCESS = ApiPrincipal(prefix="none", name="auth disabled", scopes=frozenset
 
 
 # A process-local copy in front of the shared cache: with REDIS_URL the shared cache is a
-# network round trip, and every request verifies a key. Revocation deletes the shared
-# entry and this process's copy at once; other processes notice within
-# API_KEY_LOCAL_CACHE_SECONDS (default 5 s). A bounded LRU: a flood of made-up prefixes
-# cannot grow it, and evicts the least recently used entries, not the keys in use.
+# network round trip, and every request verifies a key. A change of the key drops this
+# process's copy at once; other processes notice within API_KEY_LOCAL_CACHE_SECONDS
+# (default 5 s). A bounded LRU: a flood of made-up prefixes cannot grow it, and evicts the
+# least recently used entries, not the keys in use.
 _local_keys: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
 _LOCAL_KEYS_MAX = 1024
 _local_lock = threading.Lock()
+# Counts the changes this process has seen: a load that began before one of them may have
+# read the old row, and must not leave it here after the change dropped the copy.
+_local_generation = 0
 
 
 def forget_local_key(prefix: str) -> None:
+    global _local_generation
     with _local_lock:
         _local_keys.pop(prefix, None)
+        _local_generation += 1
 
 
 def _local_key_record(prefix: str, now: float) -> dict[str, Any] | None:
@@ -95,8 +114,10 @@ def _local_key_record(prefix: str, now: float) -> dict[str, Any] | None:
         return local[1]
 
 
-def _remember_local(prefix: str, record: dict[str, Any], expires: float) -> None:
+def _remember_local(prefix: str, record: dict[str, Any], expires: float, generation: int | None = None) -> None:
     with _local_lock:
+        if generation is not None and generation != _local_generation:
+            return  # a change came while this record was loaded: it may be the old row
         _local_keys[prefix] = (expires, record)
         _local_keys.move_to_end(prefix)
         while len(_local_keys) > _LOCAL_KEYS_MAX:
@@ -108,23 +129,53 @@ def _load_key_record(prefix: str) -> dict[str, Any] | None:
     now = time.monotonic()
     record = _local_key_record(prefix, now) if ttl > 0 else None
     if record is None:
+        generation = _local_generation
         record = _load_shared_key_record(prefix)
         if ttl > 0:
-            _remember_local(prefix, record, now + ttl)
+            _remember_local(prefix, record, now + ttl, generation)
     return None if record.get(_MISSING) else record
 
 
+def _read_key_row(prefix: str) -> dict[str, Any]:
+    row = (
+        ApiKey.objects.filter(prefix=prefix)
+        .values("hashed_key", "name", "permissions", "tenant_id", "revoked", "expiry_date")
+        .first()
+    )
+    return row if row is not None else {_MISSING: True}
+
+
 def _load_shared_key_record(prefix: str) -> dict[str, Any]:
-    record = cache.get(api_key_cache_key(prefix))
-    if record is None:
-        row = (
-            ApiKey.objects.filter(prefix=prefix)
-            .values("hashed_key", "name", "permissions", "tenant_id", "revoked", "expiry_date")
-            .first()
-        )
-        record = row if row is not None else {_MISSING: True}
-        cache.set(api_key_cache_key(prefix), record, settings.API_KEY_CACHE_SECONDS)
+    """The key's row from the shared cache (one round trip for the row and the stamp), else SQL.
+
+    The race this closes: a request reads the row, the revocation commits and drops the
+    cached copy, then the request caches the row it read -- the old one. Dropping is not
+    enough, so a change also writes a new random stamp (after its commit), and a cached row
+    is used only while the stamp it was read under is still the current one. The old row,
+    read under the previous stamp (or none), is ignored from the moment the new stamp is
+    written. A stamp outlives every row read before it: a row is cached for at most
+    API_KEY_CACHE_SECONDS counted from before its read (its snapshot), the stamp for that
+    long plus CHANGE_STAMP_MARGIN_SECONDS from after the commit.
+    """
+    row_key, stamp_key = api_key_cache_key(prefix), api_key_stamp_key(prefix)
+    cached = cache.get_many([row_key, stamp_key])
+    stamp = cached.get(stamp_key)
+    record = cached.get(row_key)
+    if record is not None and record.get(_STAMP) == stamp:
+        return record
+    started = time.monotonic()
+    record = {**_read_key_row(prefix), _STAMP: stamp}
+    ttl = int(settings.API_KEY_CACHE_SECONDS - (time.monotonic() - started))
+    if ttl > 0:
+        cache.set(row_key, record, ttl)
     return record
+
+
+def key_changed(prefix: str) -> None:
+    """After a key's change committed: new stamp, cached copies dropped (this process at once)."""
+    cache.set(api_key_stamp_key(prefix), uuid.uuid4().hex, settings.API_KEY_CACHE_SECONDS + CHANGE_STAMP_MARGIN_SECONDS)
+    cache.delete(api_key_cache_key(prefix))
+    forget_local_key(prefix)
 
 
 def _verify(key: str, hashed_key: str) -> bool:

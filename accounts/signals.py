@@ -1,4 +1,4 @@
-"""Drop a key's cached copy whenever it changes, so a revocation takes effect at once."""
+"""Stamp a key as changed whenever it is saved or deleted, so a revocation takes effect."""
 
 from typing import Any
 
@@ -7,21 +7,16 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts.auth import api_key_cache_key, forget_local_key
+from accounts.auth import api_key_cache_key, forget_local_key, key_changed
 from accounts.models import ApiKey
 
 
 @receiver(post_save, sender=ApiKey)
 @receiver(post_delete, sender=ApiKey)
 def forget_cached_api_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
-    key = api_key_cache_key(instance.prefix)
-    cache.delete(key)
+    # Now, for this process and for any cache reader after the commit; and the stamp after
+    # the commit, when the database answers with the new row (accounts.auth explains the race).
+    cache.delete(api_key_cache_key(instance.prefix))
     forget_local_key(instance.prefix)
-
-    def forget_again() -> None:
-        # Again after commit: a request between the save and the commit may have re-cached
-        # the old row (e.g. a revocation made inside the admin's transaction).
-        cache.delete(key)
-        forget_local_key(instance.prefix)
-
-    transaction.on_commit(forget_again)
+    prefix = instance.prefix
+    transaction.on_commit(lambda: key_changed(prefix))

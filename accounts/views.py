@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +23,7 @@ from accounts.serializers import (
 )
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
+from billing_site.pagination import NewestFirstCursorPagination
 from ledger.models import EntryKind
 
 ACCOUNT_EXAMPLE = OpenApiExample(
@@ -176,19 +173,8 @@ class AccountDetailView(APIView):
         return Response(AccountOut(visible_account(request, account_id)).data)
 
 
-class LedgerPagination(CursorPagination):
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-    def decode_cursor(self, request: Request) -> Any:
-        # DRF passes the cursor's position straight into the id filter; a forged
-        # non-numeric position would otherwise be a 500.
-        cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None and not str(cursor.position).isdigit():
-            raise NotFound(self.invalid_cursor_message)
-        return cursor
+# The ledger pages like every list: newest first, forged cursors refused (a 404).
+LedgerPagination = NewestFirstCursorPagination
 
 
 class AccountTransactionsView(generics.ListAPIView):

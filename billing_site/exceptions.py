@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from billing_site.errors import BillingError
-from billing_site.middleware import DATABASE_UNAVAILABLE, DB_RETRY_AFTER_SECONDS
+from billing_site.middleware import DATABASE_UNAVAILABLE, DB_RETRY_AFTER_SECONDS, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +75,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-def _json_error(status_code: int, detail: str, code: str) -> JsonResponse:
-    return JsonResponse({"detail": detail, "code": code}, status=status_code)
+def _json_error(status_code: int) -> JsonResponse:
+    return JsonResponse(error_body(status_code), status=status_code)
 
 
 # Django-level handlers (urls.py): even requests that never reach DRF get JSON.
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return _json_error(400, "Bad request.", "bad_request")
+    return _json_error(400)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return _json_error(403, "Forbidden.", "forbidden")
+    return _json_error(403)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return _json_error(404, "Not found.", "not_found")
+    return _json_error(404)
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return _json_error(500, "Internal server error.", "server_error")
+    return _json_error(500)

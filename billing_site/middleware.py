@@ -43,7 +43,8 @@ class ApiEdgeMiddleware:
       appear in paths);
     - 413 for a declared body over MAX_REQUEST_BODY_BYTES, before anything reads it;
     - a dead or stuck database answers 503 + Retry-After everywhere, never a 500 page;
-    - API paths never answer an HTML error page, not even Django's DEBUG pages;
+    - API paths never answer a non-JSON error, and no path Django's DEBUG pages (HTML or
+      plain text: they show the traceback and the settings);
     - Content-Length on every complete response (CommonMiddleware's job, which API paths skip).
     """
 
@@ -58,10 +59,10 @@ class ApiEdgeMiddleware:
             response = self._bounded(request)
             if (
                 response.status_code >= 400
-                and response.get("Content-Type", "").startswith("text/html")
-                and request.path.startswith(API_PATH_PREFIXES)
+                and "json" not in response.get("Content-Type", "")
+                and (response.status_code in _TECHNICAL_PAGE_STATUSES or request.path.startswith(API_PATH_PREFIXES))
             ):
-                response = _json_error_page(response.status_code)
+                response = JsonResponse(error_body(response.status_code), status=response.status_code)
             if not response.streaming and "Content-Length" not in response:
                 response["Content-Length"] = str(len(response.content))
             response[REQUEST_ID_HEADER] = request_id
@@ -96,9 +97,21 @@ class ApiEdgeMiddleware:
         return None
 
 
-def _json_error_page(status: int) -> JsonResponse:
-    detail = "Not found." if status == 404 else "Request failed."
-    return JsonResponse({"detail": detail, "code": "not_found" if status == 404 else "error"}, status=status)
+# The bodies of the error answers that no view shaped (urls.py's handler400/403/404/500).
+ERROR_BODIES = {
+    400: {"detail": "Bad request.", "code": "bad_request"},
+    403: {"detail": "Forbidden.", "code": "forbidden"},
+    404: {"detail": "Not found.", "code": "not_found"},
+    500: {"detail": "Internal server error.", "code": "server_error"},
+}
+# With DEBUG on, Django answers an uncaught exception (500) and a SuspiciousOperation (400)
+# with its technical page -- the traceback and the settings -- as HTML, or as plain text for
+# any other Accept. Replaced on every path, the admin's included.
+_TECHNICAL_PAGE_STATUSES = (400, 500)
+
+
+def error_body(status: int) -> dict[str, str]:
+    return ERROR_BODIES.get(status, {"detail": "Request failed.", "code": "error"})
 
 
 # --- Admin-only middleware ------------------------------------------------------------------

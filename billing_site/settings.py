@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "billing_site.middleware.CsrfViewMiddleware",
     "billing_site.middleware.AuthenticationMiddleware",
     "billing_site.middleware.MessageMiddleware",
+    "backoffice.middleware.StripNulFromAdminRequests",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -262,6 +263,9 @@ SPECTACULAR_SETTINGS = {
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# The one dj-stripe WebhookEndpoint row whose deliveries are processed (the row
+# `manage.py setup_stripe_webhook` makes); any other endpoint's URL answers 404.
+STRIPE_WEBHOOK_ENDPOINT_ID = env.str("STRIPE_WEBHOOK_ENDPOINT_ID", default="ciris_billing_webhook")
 _stripe_api_host = env.str("STRIPE_API_HOST", default="")
 if _stripe_api_host:
     # dj-stripe points the stripe library's global api_base at this host when the

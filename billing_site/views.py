@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -12,21 +13,25 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from billing_site import metrics
-from billing_site.middleware import DB_RETRY_AFTER_SECONDS
+from billing_site.middleware import DATABASE_UNAVAILABLE, DB_RETRY_AFTER_SECONDS
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """200 when the database answers, 503 + Retry-After when it does not."""
+    """200 when the database answers, 503 + Retry-After when it does not.
+
+    Anyone may ask, so the answer gives a generic reason: the database's own error names
+    its host, port and user. That detail goes to the log.
+    """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        response = JsonResponse(
-            {"status": "unhealthy", "database": "down", "detail": str(exc)[:200], "code": "service_unavailable"},
-            status=503,
-        )
+        logger.error("health check: database unavailable: %s", exc)
+        response = JsonResponse({"status": "unhealthy", "database": "down", **DATABASE_UNAVAILABLE}, status=503)
         response["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
         return response
     return JsonResponse({"status": "healthy", "database": "up"})

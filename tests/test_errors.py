@@ -113,3 +113,72 @@ def test_api_paths_answer_json_even_with_debug_pages_on(api, settings):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+SERVER_ERROR = {"detail": "Internal server error.", "code": "server_error"}
+
+
+def _explode(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("boom: a bug, with SECRET details in its message")
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("accept", ["text/plain", "text/html", "*/*", "application/json", "image/png"])
+def test_a_crash_in_an_api_view_is_the_json_500_whatever_the_accept_and_debug(
+    api, user, settings, monkeypatch, debug, accept
+):
+    settings.DEBUG = debug
+    api.raise_request_exception = False
+    monkeypatch.setattr("accounts.selectors.account_ledger", _explode)
+    account_id = api.post("/v1/billing/accounts", user, format="json").json()["account_id"]
+
+    response = api.get(f"/v1/billing/accounts/{account_id}/transactions", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == SERVER_ERROR
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "text/html"])
+def test_a_crash_outside_drf_is_the_json_500_with_debug_on(client, settings, monkeypatch, accept):
+    settings.DEBUG = True
+    client.raise_request_exception = False
+    monkeypatch.setattr("billing_site.views.connection.cursor", _explode)
+
+    response = client.get("/health", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 500
+    assert response.json() == SERVER_ERROR
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "text/html"])
+def test_a_crash_in_the_admin_never_shows_the_debug_page(admin_client, settings, monkeypatch, accept):
+    settings.DEBUG = True
+    admin_client.raise_request_exception = False
+    monkeypatch.setattr("backoffice.admin.accounts.AccountAdmin.get_queryset", _explode)
+
+    response = admin_client.get("/admin/accounts/account/", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 500
+    body = response.content.decode()
+    assert "SECRET" not in body
+    assert "Traceback" not in body
+    assert "DATABASES" not in body
+
+
+def test_a_forged_host_with_debug_on_is_the_json_400_not_the_debug_page(client, settings):
+    settings.DEBUG = True
+
+    response = client.get("/health", HTTP_HOST="evil.example", HTTP_ACCEPT="text/plain")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request.", "code": "bad_request"}
+
+
+def test_a_disallowed_admin_lookup_with_debug_on_never_shows_the_debug_page(admin_client, settings):
+    settings.DEBUG = True
+
+    response = admin_client.get("/admin/ledger/ledgerentry/?account__email__startswith=x", HTTP_ACCEPT="text/plain")
+
+    assert response.status_code == 400
+    assert "DATABASES" not in response.content.decode()

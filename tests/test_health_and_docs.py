@@ -48,6 +48,31 @@ def test_health_and_the_api_are_503_with_retry_after_when_the_database_is_unreac
     assert Client().get("/health").status_code == 200  # and recovers by itself
 
 
+@pytest.mark.django_db(transaction=True)
+def test_health_names_no_database_host_port_or_user_but_logs_them(caplog):
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1", "USER": "billing_owner"})
+    try:
+        with caplog.at_level("ERROR"):
+            response = Client().get("/health")
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json() == {
+        "status": "unhealthy",
+        "database": "down",
+        "detail": "Database unavailable, retry shortly.",
+        "code": "service_unavailable",
+    }
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert "port 1" in logged  # the operator's log has the detail
+
+
 def test_the_schema_documents_every_endpoint_with_its_errors():
     schema = Client().get("/openapi.json").json()
 

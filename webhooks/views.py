@@ -3,6 +3,12 @@
 dj-stripe checks the signature (400 when it fails), stores every delivery and runs the
 receivers in webhooks.handlers inside one transaction. This wrapper adds:
 - 400 for a body that is not a Stripe event object at all (dj-stripe would 500 on some);
+- 404 for any endpoint but the configured one (settings.STRIPE_WEBHOOK_ENDPOINT_ID, made by
+  `setup_stripe_webhook`), and 503 while that one's security settings differ from what
+  the command makes (validation off, another secret or tolerance): a row added through
+  dj-stripe's admin or a shell never credits anything;
+- dj-stripe's fetches from Stripe made before its transaction opens, never inside it
+  (webhooks.stripe_sync);
 - 400 for a request carrying X-Djstripe-Webhook-Secret: with DEBUG on, dj-stripe would
   verify the signature against that header's secret, so anyone could forge events;
 - 400 when a verified event is about a purchase of ours but disagrees with it (another
@@ -23,15 +29,19 @@ import json
 import logging
 from typing import Any
 
+import stripe
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import _strip_port
 from djstripe.views import ProcessWebhookView
 
 from billing_site import metrics
 from billing_site.middleware import database_unavailable_response
 from purchases.services import PaymentEventNotReady, PaymentEventRejected
-from webhooks.handlers import CHARGE_EVENTS, INTENT_EVENTS
+from webhooks import stripe_sync
+from webhooks.handlers import CHARGE_EVENTS, INTENT_EVENTS, check_event_before_sync
+from webhooks.services import configured_endpoint_id, endpoint_drift
 
 HANDLED_EVENTS = INTENT_EVENTS | CHARGE_EVENTS
 
@@ -90,6 +100,27 @@ def _drop_unusable_forwarded_for(request: HttpRequest) -> None:
     request.__dict__.pop("headers", None)  # the cached view of META
 
 
+def _refuse_unconfigured_endpoint(uuid: Any) -> HttpResponse | None:
+    """404 unless the URL's endpoint is the configured one; 503 while that one is weakened."""
+    endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=uuid).first()
+    if endpoint is None or endpoint.id != configured_endpoint_id():
+        if endpoint is not None:
+            logger.error("stripe webhook for an endpoint other than the configured one refused: %s", endpoint.id)
+        return _answer(404, "No such webhook endpoint.", "not_found")
+    drift = endpoint_drift(endpoint)
+    if drift:
+        logger.error(
+            "stripe webhook endpoint %s differs from its configuration (%s): deliveries refused until "
+            "`manage.py setup_stripe_webhook` is run",
+            endpoint.id,
+            ", ".join(drift),
+        )
+        response = _answer(503, "The webhook endpoint is misconfigured; retry later.", "webhook_endpoint_misconfigured")
+        response["Retry-After"] = "60"
+        return response
+    return None
+
+
 _OUTCOMES = {200: "processed", 400: "rejected", 404: "rejected", 409: "not_ready", 503: "unavailable"}
 
 
@@ -113,8 +144,13 @@ class StripeWebhookView(ProcessWebhookView):
         if not _is_event(request.body):
             logger.error("stripe webhook with a malformed body")
             return _answer(400, "The body is not a Stripe event.", "malformed_event")
+        refusal = _refuse_unconfigured_endpoint(uuid)
+        if refusal is not None:
+            return refusal
         try:
-            response = super().post(request, uuid)
+            with stripe_sync.delivery():
+                self._sync_before_transaction(request, uuid)
+                response = super().post(request, uuid)
         except Http404:
             return _answer(404, "No such webhook endpoint.", "not_found")
         except PaymentEventRejected as exc:
@@ -131,3 +167,24 @@ class StripeWebhookView(ProcessWebhookView):
         if response.status_code == 400:
             return _answer(400, "Invalid signature or event.", "invalid_signature")
         return response
+
+    @staticmethod
+    def _sync_before_transaction(request: HttpRequest, uuid: Any) -> None:
+        """dj-stripe's copies of the event's objects, fetched and stored before its
+        transaction opens (webhooks.stripe_sync): only for a verified event it has not stored."""
+        endpoint = WebhookEndpoint.objects.get(djstripe_uuid=uuid)  # the configured one (checked above)
+        try:
+            body = request.body.decode()
+            stripe.WebhookSignature.verify_header(
+                body, request.headers["stripe-signature"], endpoint.secret, endpoint.djstripe_tolerance
+            )
+        except (stripe.SignatureVerificationError, UnicodeDecodeError):
+            return  # dj-stripe refuses it (400), having fetched nothing
+        event = json.loads(body)
+        if Event.objects.filter(id=event["id"]).exists():
+            return  # a replay: dj-stripe answers it without its receivers
+        try:  # the check dj-stripe runs before its sync (webhooks.handlers), here before ours
+            check_event_before_sync(sender=WebhookEventTrigger, instance=WebhookEventTrigger(body=body), valid=True)
+        except (PaymentEventRejected, PaymentEventNotReady):
+            return  # dj-stripe stores it, and the same check refuses it there before any sync
+        stripe_sync.sync_event_objects(event)
