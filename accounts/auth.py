@@ -18,7 +18,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -73,6 +73,12 @@ class ApiPrincipal:
     def pk(self) -> str:
         # DRF's throttles identify an authenticated user by pk.
         return self.actor
+
+
+def principal(request: Request) -> ApiPrincipal:
+    """The caller of an API view: what authentication set as `request.auth` (DRF types it as a
+    Token; every API view runs behind ApiKeyAuthentication, which sets an ApiPrincipal)."""
+    return cast(ApiPrincipal, request.auth)
 
     def allows(self, scope: str) -> bool:
         rank = _RANK[scope]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
+from accounts.auth import principal
 from accounts.identity import identity_from
 from accounts.models import Account, Scope
 from accounts.serializers import (
@@ -24,7 +26,7 @@ from accounts.serializers import (
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
 from billing_site.pagination import NewestFirstCursorPagination
-from ledger.models import EntryKind
+from ledger.models import EntryKind, LedgerEntry
 
 ACCOUNT_EXAMPLE = OpenApiExample(
     "Account",
@@ -131,8 +133,8 @@ class CreditCheckView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(CreditCheckIn, request)
-        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
-        account, _ = services.account_get_or_create(identity=identity, actor=request.auth.actor)
+        identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
+        account, _ = services.account_get_or_create(identity=identity, actor=principal(request).actor)
         result = selectors.credit_status(account=account, amount_minor=data.get("amount_minor"))
         metrics.observe_credit_check(result=result.result)
         return Response(credit_check_out(result))
@@ -150,14 +152,14 @@ class AccountCreateView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(IdentityIn, request)
-        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
-        account, created = services.account_get_or_create(identity=identity, actor=request.auth.actor)
+        identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
+        account, created = services.account_get_or_create(identity=identity, actor=principal(request).actor)
         return Response(AccountOut(account).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 def visible_account(request: Request, account_id: str) -> Account:
     """The account, if this caller's key may see it; 404 otherwise (also for another tenant's)."""
-    return get_object_or_404(selectors.accounts_visible_to(tenant_id=request.auth.tenant_id), pk=account_id)
+    return get_object_or_404(selectors.accounts_visible_to(tenant_id=principal(request).tenant_id), pk=account_id)
 
 
 class AccountDetailView(APIView):
@@ -184,7 +186,7 @@ class AccountTransactionsView(generics.ListAPIView):
     serializer_class = LedgerEntryOut
     pagination_class = LedgerPagination
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[LedgerEntry]:
         account = visible_account(self.request, self.kwargs["account_id"])
         return selectors.account_ledger(account=account)
 
@@ -249,10 +251,10 @@ class CreditGrantView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(CreditGrantIn, request)
-        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
         entry, created = services.credits_grant(
             identity=identity,
-            actor=request.auth.actor,
+            actor=principal(request).actor,
             reason=data["reason"],
             amount_minor=data["amount_minor"],
             free_uses=data["free_uses"],

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import principal
 from accounts.identity import identity_from
 from accounts.models import Scope
 from billing_site import metrics
@@ -77,7 +78,7 @@ class ChargeCreateView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(ChargeIn, request)
-        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
         metrics.observe_charge_amount(amount_minor=data["amount_minor"])
         try:
             charge, created = charge_create(
@@ -85,7 +86,7 @@ class ChargeCreateView(APIView):
                 amount_minor=data["amount_minor"],
                 currency=data.get("currency") or settings.BILLING_CURRENCY,
                 idempotency_key=data["idempotency_key"],
-                actor=request.auth.actor,
+                actor=principal(request).actor,
                 description=data.get("description") or "",
                 metadata=data.get("metadata"),
             )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import principal
 from accounts.identity import identity_from
 from accounts.models import Scope
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, validated
@@ -92,17 +95,17 @@ class PurchaseCreateView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(PurchaseIn, request)
-        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
         purchase, created = purchase_create(
             identity=identity,
-            actor=request.auth.actor,
+            actor=principal(request).actor,
             quantity=data["quantity"],
             idempotency_key=data.get("idempotency_key") or None,
         )
         return Response(PurchaseOut(purchase).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-STATUS_SCHEMA = {
+STATUS_SCHEMA: dict[str, Any] = {
     "summary": "Has this payment succeeded, and were the credits added?",
     "description": "Poll after the frontend confirmed the payment. credits_added and balance_after are in uses.",
     "responses": {200: PurchaseStatusOut, 404: error("No such purchase (or another tenant's)."), **COMMON_ERRORS},
@@ -115,7 +118,7 @@ class PurchaseDetailView(APIView):
 
     @extend_schema(operation_id="purchases_retrieve", **STATUS_SCHEMA)
     def get(self, request: Request, payment_id: str) -> Response:
-        purchase = purchase_for_payment(payment_id=payment_id, tenant_id=request.auth.tenant_id)
+        purchase = purchase_for_payment(payment_id=payment_id, tenant_id=principal(request).tenant_id)
         return Response(PurchaseStatusOut(purchase).data)
 
 

@@ -12,10 +12,11 @@ from rest_framework.test import APIClient
 from accounts.auth import _local_keys
 from billing_site.ratelimit import reset_local_counters
 from tests.factories import create_api_key
-from tests.stripe_fake import free_port, localstripe_url, stripe_settings  # noqa: F401  (fixtures)
+from tests.stripe_fake import localstripe_url, stripe_settings  # noqa: F401  (fixtures)
 
-# pytest-django's live_server: loopback, on a port of the range this project's tests use.
-os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", f"127.0.0.1:{free_port(range(18200, 18240))}")
+# pytest-django's live_server: loopback, on a port the OS picks when the server binds (a port
+# chosen earlier, when this file loads, collides with another suite running at the same time).
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1:0")
 
 # The live test server's listen backlog is 5 by default: 50 parallel requests would be
 # refused at connect. Production runs gunicorn (backlog 2048); match it here.

@@ -9,6 +9,7 @@ what `reconcile` sums; a paid use also moves the balance through ledger_post.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from functools import partial
 
@@ -208,7 +209,7 @@ class ToolGrantOutcome:
 
 
 def tool_allowance_grant(
-    *, account_id: object, product: ToolProduct, free_uses: int, reason: str, actor: str, idempotency_key: str
+    *, account_id: uuid.UUID | str, product: ToolProduct, free_uses: int, reason: str, actor: str, idempotency_key: str
 ) -> ToolGrantOutcome:
     """Staff grant of free uses of a tool (above the cap if they say so), idempotent on the
     key: a second submission of the same form grants nothing (replayed=True)."""

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import principal
 from accounts.identity import Identity, identity_from
 from accounts.models import Scope
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, validated
@@ -41,7 +42,7 @@ def _query_identity(request: Request) -> Identity:
     """The identity in the query string (422 with field errors), under the key's tenant rules."""
     serializer = serializers.ToolIdentityQuery(data=request.query_params)
     serializer.is_valid(raise_exception=True)
-    return identity_from(serializer.validated_data, key_tenant_id=request.auth.tenant_id)
+    return identity_from(serializer.validated_data, key_tenant_id=principal(request).tenant_id)
 
 
 def _product(product_type: str) -> ToolProduct:
@@ -108,14 +109,14 @@ class ToolChargeView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(serializers.ToolChargeIn, request)
-        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
         product_type = data["product_type"]
         try:
             outcome = tool_charge_create(
                 identity=identity,
                 product_type=product_type,
                 idempotency_key=data["idempotency_key"],
-                actor=request.auth.actor,
+                actor=principal(request).actor,
             )
         except BillingError as refused:
             metrics.observe_tool_refusal(refused, product=product_type)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 
@@ -28,7 +30,7 @@ def usage_with_charge() -> QuerySet[UsageRecord]:
     return UsageRecord.objects.annotate(linked_charge_id=linked_charge_id())
 
 
-def account_usage(*, account_id: object) -> QuerySet[UsageRecord]:
+def account_usage(*, account_id: uuid.UUID | str) -> QuerySet[UsageRecord]:
     return usage_with_charge().filter(account_id=account_id).order_by("-id")
 
 

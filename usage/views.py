@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -9,11 +10,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.auth import principal
 from accounts.identity import identity_from
 from accounts.models import Scope
 from accounts.views import LedgerPagination, visible_account
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error
 from usage import selectors, services
+from usage.models import UsageRecord
 from usage.parsers import DecimalJSONParser
 from usage.serializers import (
     TransactionsOut,
@@ -86,8 +89,8 @@ class UsageCreateView(APIView):
     def post(self, request: Request) -> Response:
         serializer = UsageIn(data=request.data)
         serializer.is_valid(raise_exception=True)
-        identity = identity_from(serializer.validated_data, key_tenant_id=request.auth.tenant_id)
-        record = services.usage_record(identity=identity, actor=request.auth.actor, post=serializer.post())
+        identity = identity_from(serializer.validated_data, key_tenant_id=principal(request).tenant_id)
+        record = services.usage_record(identity=identity, actor=principal(request).actor, post=serializer.post())
         return Response({"logged": True, "usage_log_id": record.pk}, status=status.HTTP_201_CREATED)
 
 
@@ -98,7 +101,7 @@ class AccountUsageView(generics.ListAPIView):
     serializer_class = UsageOut
     pagination_class = LedgerPagination
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[UsageRecord]:
         account = visible_account(self.request, self.kwargs["account_id"])
         return selectors.account_usage(account_id=account.pk)
 
@@ -182,7 +185,7 @@ class TransactionsView(APIView):
         query = TransactionsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        identity = identity_from(data, key_tenant_id=request.auth.tenant_id)
+        identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
         entries, total = selectors.identity_transactions(identity=identity, limit=data["limit"], offset=data["offset"])
         return Response(
             {
