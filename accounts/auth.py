@@ -74,15 +74,15 @@ class ApiPrincipal:
         # DRF's throttles identify an authenticated user by pk.
         return self.actor
 
+    def allows(self, scope: str) -> bool:
+        rank = _RANK[scope]
+        return any(_RANK.get(s, 0) >= rank for s in self.scopes)
+
 
 def principal(request: Request) -> ApiPrincipal:
     """The caller of an API view: what authentication set as `request.auth` (DRF types it as a
     Token; every API view runs behind ApiKeyAuthentication, which sets an ApiPrincipal)."""
     return cast(ApiPrincipal, request.auth)
-
-    def allows(self, scope: str) -> bool:
-        rank = _RANK[scope]
-        return any(_RANK.get(s, 0) >= rank for s in self.scopes)
 
 
 # With API_KEYS_REQUIRED off, a caller without a key may check and charge, never grant:
