@@ -42,7 +42,7 @@ class Purchase(models.Model):
     # Amount taken back by a chargeback (charge.dispute.created); Stripe allows one per charge.
     disputed_minor = models.BigIntegerField(default=0)
     # `created` (epoch seconds) of the newest refund event applied: an older charge state
-    # arriving late must not undo a newer one (purchases.services.purchase_refund).
+    # arriving late must not undo a newer one (purchases.reversals).
     refund_event_created = models.BigIntegerField(default=0)
     status = models.CharField(max_length=32, choices=PurchaseStatus.choices, default=PurchaseStatus.CREATED)
     customer_email = models.CharField(max_length=254, blank=True, default="")

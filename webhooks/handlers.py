@@ -7,7 +7,7 @@ answers non-2xx so Stripe delivers again. A replayed event id is answered 200 by
 without calling the receivers again; the ledger's unique constraints make a second credit
 impossible even so. Event types not listed here are stored by dj-stripe and answered 200,
 and so are events about payments that are not ours (the Stripe account may take others):
-those are logged as errors and credit nothing (purchases.services.payment_is_ours).
+those are logged as errors and credit nothing (purchases.matching.payment_is_ours).
 
 This path calls Stripe: dj-stripe's own receivers run before ours and fetch the event's
 object (PaymentIntent, Charge, Dispute, PaymentMethod) from Stripe, inside the webhook's
@@ -26,16 +26,10 @@ from djstripe.event_handlers import djstripe_receiver
 from djstripe.models import Event, WebhookEventTrigger
 from djstripe.signals import webhook_post_validate
 
+from purchases.matching import PaymentEventRejected, check_payment_event
 from purchases.models import PurchaseStatus
-from purchases.services import (
-    PaymentEventRejected,
-    check_payment_event,
-    purchase_credit_from_intent,
-    purchase_dispute,
-    purchase_dispute_reinstated,
-    purchase_mark_failed,
-    purchase_refund,
-)
+from purchases.reversals import purchase_dispute, purchase_dispute_reinstated, purchase_refund
+from purchases.services import purchase_credit_from_intent, purchase_mark_failed
 
 logger = logging.getLogger(__name__)
 
