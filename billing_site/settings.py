@@ -188,6 +188,8 @@ BILLING_PACK_USES = env.int("BILLING_PACK_USES", default=20)
 BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="USD").upper()
 if BILLING_USE_PRICE_MINOR <= 0 or BILLING_PACK_USES <= 0 or BILLING_PACK_PRICE_MINOR <= 0 or BILLING_FREE_USES < 0:
     raise ImproperlyConfigured("BILLING_* amounts must be positive (BILLING_FREE_USES may be 0).")
+# Suspend an account at once when a chargeback finds its credit already spent (off: flag only).
+BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL = env.bool("BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL", default=False)
 
 # --- API keys and REST framework ------------------------------------------------------
 API_KEYS_REQUIRED = env.bool("API_KEYS_REQUIRED", default=True)

@@ -14,7 +14,9 @@ import logging
 import uuid
 from typing import Any
 
-from purchases.models import Purchase
+from djstripe.models import Charge as StripeCharge
+
+from purchases.models import Purchase, Reversal
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ def _purchase_for_intent(*, intent_id: Any, event_id: str) -> Purchase:
     return purchase
 
 
-def _checkmetadata_of(purchase: Purchase, intent: dict[str, Any], *, event_id: str) -> None:
+def _check_intent_metadata(purchase: Purchase, intent: dict[str, Any], *, event_id: str) -> None:
     metadata = metadata_of(intent)
     if metadata.get("purchase_id") != str(purchase.pk) or metadata.get("account_id") != str(purchase.account_id):
         raise reject(
@@ -118,7 +120,7 @@ def _check_money(purchase: Purchase, *, amounts: list[Any], currency: Any, event
 def payment_intent_purchase(*, intent: dict[str, Any], event_id: str) -> Purchase:
     """The Purchase this PaymentIntent (one of ours) pays for, checked against what we created."""
     purchase = _purchase_for_intent(intent_id=intent.get("id"), event_id=event_id)
-    _checkmetadata_of(purchase, intent, event_id=event_id)
+    _check_intent_metadata(purchase, intent, event_id=event_id)
     amounts = [intent.get("amount")]
     if "amount_received" in intent and intent.get("status") == "succeeded":
         amounts.append(intent["amount_received"])
@@ -150,6 +152,56 @@ def dispute_purchase(*, dispute: dict[str, Any], event_id: str) -> Purchase:
     return purchase
 
 
+def _id_of(value: Any) -> Any:
+    """A Stripe reference: an id, or an expanded object carrying one."""
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def refund_intent_id(refund: dict[str, Any]) -> Any:
+    """The PaymentIntent a Stripe Refund belongs to: its own field, else through its Charge.
+
+    Refunds made before Stripe added `payment_intent` to them name only the charge; we find
+    its intent in dj-stripe's stored Charge, or in the charge-level reversal we recorded.
+    """
+    intent_id = _id_of(refund.get("payment_intent"))
+    if isinstance(intent_id, str) and intent_id:
+        return intent_id
+    charge_id = _id_of(refund.get("charge"))
+    if not isinstance(charge_id, str) or not charge_id:
+        return intent_id
+    stored = StripeCharge.objects.filter(id=charge_id).values_list("payment_intent_id", flat=True).first()
+    if stored:
+        return stored
+    return (
+        Reversal.objects.filter(stripe_id=charge_id)
+        .values_list("purchase__stripe_payment_intent_id", flat=True)
+        .first()
+    )
+
+
+def refund_purchase(*, refund: dict[str, Any], event_id: str) -> Purchase:
+    """The Purchase a Stripe Refund (one of ours) takes money back from, checked."""
+    purchase = _purchase_for_intent(intent_id=refund_intent_id(refund), event_id=event_id)
+    amount, currency = refund.get("amount"), refund.get("currency")
+    currency_ok = isinstance(currency, str) and currency.upper() == purchase.currency.upper()
+    refund_id = refund.get("id")
+    if not isinstance(refund_id, str) or not refund_id:
+        raise reject("refund without an id", event_id=event_id, purchase_id=purchase.pk)
+    if not currency_ok or type(amount) is not int or not 0 < amount <= purchase.amount_minor:
+        raise reject(
+            "refunded amount or currency does not fit the purchase",
+            event_id=event_id,
+            purchase_id=purchase.pk,
+            received=f"{amount} {currency}",
+        )
+    return purchase
+
+
+def is_refund_event(event_type: str) -> bool:
+    """Events whose object is a Refund (charge.refund.updated is the older name of refund.updated)."""
+    return event_type.startswith("refund.") or event_type == "charge.refund.updated"
+
+
 def check_payment_event(*, event_type: str, obj: dict[str, Any], event_id: str) -> None:
     """Raise PaymentEventRejected for an event about a purchase of ours that disagrees with it.
 
@@ -161,6 +213,9 @@ def check_payment_event(*, event_type: str, obj: dict[str, Any], event_id: str) 
     elif event_type.startswith("charge.dispute."):
         if payment_is_ours(intent_id=obj.get("payment_intent"), metadata=metadata_of(obj)):
             dispute_purchase(dispute=obj, event_id=event_id)
+    elif is_refund_event(event_type):
+        if payment_is_ours(intent_id=refund_intent_id(obj), metadata=metadata_of(obj)):
+            refund_purchase(refund=obj, event_id=event_id)
     elif event_type.startswith("charge."):
         if payment_is_ours(intent_id=obj.get("payment_intent"), metadata=metadata_of(obj)):
             charge_purchase(charge=obj, event_id=event_id)

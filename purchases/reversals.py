@@ -1,20 +1,34 @@
-"""Refunds and chargebacks: take the credit of a purchase back, and give it back when they fail.
+"""Refunds and chargebacks, keyed by Stripe's own Refund and Dispute ids.
 
-`charge.refunded` takes the refunded share of the credit back (`purchase_refund`), never
-below zero; what could not be taken back is recorded on the ledger entry. A refund that
-failed (amount_refunded went down) gives the difference back, and a chargeback
-(`charge.dispute.created`, `purchase_dispute`) is taken back like a refund.
+Every event about a purchase's refunds or disputes (refund.created / updated / failed,
+charge.refund.updated, charge.refunded, charge.dispute.*) records the state it shows of
+each Refund or Dispute (one Reversal row per Stripe id, an older state never replacing a
+newer one: purchases.reversal_states), then `settle` recomputes, from the latest state of
+every reversal of the purchase, the credit each one should take, and posts the
+differences. So the credit lost is a function of where each Refund and Dispute ended,
+never of the order Stripe delivered the events in:
+- each reversal takes its share of the credit (`credit * amount // paid`, floored on the
+  running total so the shares never add up past the credit), never below zero: what the
+  balance cannot cover (credit already spent) is its shortfall;
+- when a reversal takes less (a refund failed, a dispute was won, an inquiry closed), its
+  shortfall goes first, then it gives back at most what it itself debited: no give-back
+  ever returns credit that no reversal took (issue 10, point 1);
+- inquiries (warning_*) take nothing; a chargeback takes when its funds are withdrawn.
+A chargeback that leaves a shortfall is a fraud signal: logged, counted, and, with
+BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL, the account is suspended.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
 
-from accounts.models import Account
+from accounts.models import Account, AccountStatus
+from accounts.services import account_set_status
 from billing_site import metrics
 from ledger.models import EntryKind, LedgerEntry
 from ledger.services import ledger_post
@@ -24,12 +38,25 @@ from purchases.matching import (
     charge_purchase,
     dispute_purchase,
     ignored_if_not_ours,
+    refund_intent_id,
+    refund_purchase,
     reject,
 )
-from purchases.models import Purchase, PurchaseStatus
+from purchases.models import Purchase, PurchaseStatus, Reversal, ReversalKind
+from purchases.reversal_states import (
+    ReversalState,
+    charge_states,
+    dispute_state,
+    listed_refunds,
+    refund_state,
+    stored_precedence,
+)
 from purchases.services import credit_entry
 
 logger = logging.getLogger(__name__)
+
+_TAKE_KIND = {ReversalKind.DISPUTE: EntryKind.CHARGEBACK}
+_GIVE_KIND = {ReversalKind.DISPUTE: EntryKind.CHARGEBACK_REVERSAL}
 
 
 def credit_taken_back(purchase: Purchase, *, taken_minor: int | None = None) -> int:
@@ -39,210 +66,310 @@ def credit_taken_back(purchase: Purchase, *, taken_minor: int | None = None) -> 
     return purchase.credit_minor * min(taken_minor, purchase.amount_minor) // purchase.amount_minor
 
 
-def _taken_back_status(purchase: Purchase) -> PurchaseStatus:
-    taken = purchase.refunded_minor + purchase.disputed_minor
-    if taken >= purchase.amount_minor:
-        return PurchaseStatus.REFUNDED
-    return PurchaseStatus.PARTIALLY_REFUNDED if taken > 0 else PurchaseStatus.SUCCEEDED
+# --- The three kinds of event ------------------------------------------------------------
 
 
-def _move_taken_back(
-    *,
-    account: Account,
-    purchase: Purchase,
-    refunded: int,
-    disputed: int,
-    event_id: str,
-    idempotency_key: str,
-    reason: str,
-    details: dict[str, Any],
-) -> tuple[LedgerEntry, int]:
-    """Post the ledger entry that moves the purchase from its recorded refunded/disputed
-    amounts to new ones, and record them; account and purchase are locked by the caller.
+def purchase_refund(*, charge: dict[str, Any], event_id: str, event_created: int = 0) -> list[LedgerEntry]:
+    """`charge.refunded`: the Refunds the charge lists, and its refunded total (amount_refunded).
 
-    More taken back: the credit share is debited, never below zero; the rest is the
-    shortfall. Less (a refund failed, a dispute was won): the share is given back, but never
-    more than the entries of that source (refunds, or the dispute, told by the idempotency
-    key's prefix) actually debited: a shortfall was never taken, so is not returned.
-    Returns (entry, shortfall).
-    """
-    before = credit_taken_back(purchase)
-    after = credit_taken_back(purchase, taken_minor=refunded + disputed)
-    change = after - before
-    shortfall = 0
-    if change >= 0:
-        delta = -min(change, account.balance_minor)
-        shortfall = change + delta
-    else:
-        # Only what this kind of event took (refunds, or the dispute) is given back by it:
-        # a failed refund never returns a chargeback's debit, nor a won dispute a refund's.
-        source = idempotency_key.split(":", 1)[0].removesuffix("-won")
-        debited = -(
-            LedgerEntry.objects.filter(
-                purchase=purchase, kind=EntryKind.REFUND, idempotency_key__startswith=f"{source}"
-            ).aggregate(total=Sum("balance_delta_minor"))["total"]
-            or 0
-        )
-        delta = min(-change, max(debited, 0))
-    entry = ledger_post(
-        account=account,
-        kind=EntryKind.REFUND,
-        balance_delta_minor=delta,
-        purchase=purchase,
-        actor=f"stripe:{event_id}",
-        reason=reason,
-        idempotency_key=idempotency_key,
-        details={
-            "stripe_event": event_id,
-            "payment_intent": purchase.stripe_payment_intent_id,
-            **details,
-            "credit_reversed_minor": change,
-            "shortfall_minor": shortfall,
-        },
-    )
-    purchase.refunded_minor = refunded
-    purchase.disputed_minor = disputed
-    purchase.status = _taken_back_status(purchase)
-    return entry, shortfall
-
-
-def _log_taken_back(what: str, *, purchase: Purchase, entry: LedgerEntry, shortfall: int, event_id: str) -> None:
-    log = logger.warning if shortfall else logger.info
-    log(
-        what,
-        extra={
-            "purchase_id": str(purchase.pk),
-            "account_id": str(purchase.account_id),
-            "balance_delta_minor": entry.balance_delta_minor,
-            "shortfall_minor": shortfall,
-            "stripe_event": event_id,
-        },
-    )
-    metrics.observe_purchase(outcome=str(purchase.status))
-
-
-def purchase_refund(*, charge: dict[str, Any], event_id: str, event_created: int = 0) -> LedgerEntry | None:
-    """Bring the credit in line with what Stripe refunded so far, never below zero.
-
-    Stripe's charge carries the cumulative `amount_refunded`; the purchase remembers the
-    amount it last applied (`refunded_minor`, under the row lock), so replays and several
-    partial refunds each move only the difference. The credit reversed is
-    `credit_minor * amount_refunded // amount_minor` (floored); the part the balance cannot
-    cover (already spent) is recorded as `shortfall_minor`.
-
-    `amount_refunded` going down means a refund failed: the difference is given back. As
-    Stripe does not order deliveries, a charge state older (by the event's `created`) than
-    the newest one applied is ignored, and within the same second only increases apply.
-    Returns the ledger entry, or None when there was nothing to change (or not ours).
+    Returns the ledger entries posted (none when nothing changed, or the charge is not ours).
     """
     if ignored_if_not_ours(intent_id=charge.get("payment_intent"), obj=charge, event_id=event_id):
-        return None
+        return []
     purchase = charge_purchase(charge=charge, event_id=event_id)
     refunded = charge.get("amount_refunded")
     if type(refunded) is not int or not 0 <= refunded <= purchase.amount_minor:
         raise reject("bad amount_refunded", event_id=event_id, purchase_id=purchase.pk, amount_refunded=refunded)
-    charge_id = str(charge.get("id") or "")
+    if not isinstance(charge.get("id"), str) or not charge["id"]:
+        raise reject("charge without an id", event_id=event_id, purchase_id=purchase.pk)
+    for refund in listed_refunds(charge):
+        amount = refund.get("amount")
+        if type(amount) is not int or not 0 < amount <= purchase.amount_minor:
+            raise reject("bad refund amount", event_id=event_id, purchase_id=purchase.pk, refund=refund["id"])
+    return _apply(purchase=purchase, states=charge_states(charge, event_created=event_created), event_id=event_id)
+
+
+def purchase_refund_changed(
+    *, refund: dict[str, Any], event_type: str, event_id: str, event_created: int = 0
+) -> list[LedgerEntry]:
+    """`refund.created` / `refund.updated` / `refund.failed` / `charge.refund.updated`: one Refund's state."""
+    if ignored_if_not_ours(intent_id=refund_intent_id(refund), obj=refund, event_id=event_id):
+        return []
+    purchase = refund_purchase(refund=refund, event_id=event_id)
+    state = refund_state(refund, event_type=event_type, event_created=event_created)
+    return _apply(purchase=purchase, states=[state], event_id=event_id)
+
+
+def purchase_dispute(
+    *, dispute: dict[str, Any], event_type: str, event_id: str, event_created: int = 0
+) -> list[LedgerEntry]:
+    """`charge.dispute.*` (created, updated, funds_withdrawn, funds_reinstated, closed): one Dispute's state."""
+    if ignored_if_not_ours(intent_id=dispute.get("payment_intent"), obj=dispute, event_id=event_id):
+        return []
+    purchase = dispute_purchase(dispute=dispute, event_id=event_id)
+    if not isinstance(dispute.get("id"), str) or not dispute["id"]:
+        raise reject("dispute without an id", event_id=event_id, purchase_id=purchase.pk)
+    state = dispute_state(dispute, event_type=event_type, event_created=event_created)
+    return _apply(purchase=purchase, states=[state], event_id=event_id)
+
+
+# --- Recording states and settling the credit -----------------------------------------------
+
+
+@dataclass
+class Settlement:
+    entries: list[LedgerEntry] = field(default_factory=list)
+    # Credit a chargeback could not take back in this settlement (already spent): the fraud signal.
+    chargeback_shortfall_minor: int = 0
+
+
+def _apply(*, purchase: Purchase, states: list[ReversalState], event_id: str) -> list[LedgerEntry]:
     with transaction.atomic():
         account, purchase = lock_account_and_purchase(purchase=purchase)
         if credit_entry(purchase) is None:
-            # Stripe does not order deliveries; the credit will come, then the retry of this.
-            raise PaymentEventNotReady(f"purchase {purchase.pk} is refunded but not credited yet")
-        stale = event_created < purchase.refund_event_created or (
-            event_created == purchase.refund_event_created and refunded < purchase.refunded_minor
-        )
-        if refunded == purchase.refunded_minor or stale:
+            # Stripe does not order deliveries; the credit will come, then Stripe's retry of this.
+            raise PaymentEventNotReady(f"purchase {purchase.pk} is refunded or disputed but not credited yet")
+        changed = [state for state in states if _record(purchase=purchase, state=state, event_id=event_id)]
+        if not changed:
             logger.info(
-                "refund already applied" if not stale else "older refund state ignored",
-                extra={"purchase_id": str(purchase.pk), "stripe_event": event_id, "amount_refunded": refunded},
+                "reversal state already applied", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id}
             )
-            return None
-        previous = purchase.refunded_minor
-        entry, shortfall = _move_taken_back(
-            account=account,
-            purchase=purchase,
-            refunded=refunded,
-            disputed=purchase.disputed_minor,
-            event_id=event_id,
-            idempotency_key=f"stripe-refund:{event_id}",
-            reason=(
-                f"Refund of {refunded - previous} {purchase.currency} minor units"
-                if refunded > previous
-                else f"Failed refund: {previous - refunded} {purchase.currency} minor units returned"
-            ),
-            details={
-                "charge": charge_id,
-                "refunded_minor": refunded - previous,
-                "amount_refunded_total": refunded,
-            },
-        )
-        purchase.refund_event_created = max(event_created, purchase.refund_event_created)
+            return []
+        settlement = settle(account=account, purchase=purchase, event_id=event_id)
+        charge_events = [s.event_created for s in changed if s.kind == ReversalKind.CHARGE_REFUNDS]
+        purchase.refund_event_created = max([purchase.refund_event_created, *charge_events])
         purchase.save(
             update_fields=["refunded_minor", "disputed_minor", "status", "refund_event_created", "updated_at"]
         )
-    what = "purchase refunded" if refunded > previous else "purchase refund failed, credit returned"
-    _log_taken_back(what, purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
-    return entry
-
-
-def purchase_dispute(*, dispute: dict[str, Any], event_id: str) -> LedgerEntry | None:
-    """A chargeback (`charge.dispute.created`): take the disputed share back like a refund.
-
-    The disputed funds are withdrawn from us when the dispute opens, so the credit goes
-    back then, never below zero (shortfall recorded). Stripe allows one dispute per charge:
-    a second event for it changes nothing. A dispute we win gives the credit back
-    (`purchase_dispute_reinstated`).
-    Returns the ledger entry, or None when there was nothing to change (or not ours).
-    """
-    if ignored_if_not_ours(intent_id=dispute.get("payment_intent"), obj=dispute, event_id=event_id):
-        return None
-    purchase = dispute_purchase(dispute=dispute, event_id=event_id)
-    amount: int = dispute["amount"]
-    with transaction.atomic():
-        account, purchase = lock_account_and_purchase(purchase=purchase)
-        if credit_entry(purchase) is None:
-            raise PaymentEventNotReady(f"purchase {purchase.pk} is disputed but not credited yet")
-        if purchase.disputed_minor:
-            logger.info("dispute already applied", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id})
-            return None
-        entry, shortfall = _move_taken_back(
-            account=account,
-            purchase=purchase,
-            refunded=purchase.refunded_minor,
-            disputed=amount,
-            event_id=event_id,
-            idempotency_key=f"stripe-dispute:{dispute.get('id') or event_id}",
-            reason=f"Chargeback of {amount} {purchase.currency} minor units",
-            details={"dispute": str(dispute.get("id") or ""), "disputed_minor": amount},
+        if settlement.chargeback_shortfall_minor:
+            _chargeback_shortfall(account=account, purchase=purchase, settlement=settlement, event_id=event_id)
+    for entry in settlement.entries:
+        log = logger.warning if entry.details.get("shortfall_minor") else logger.info
+        log(
+            "purchase %s",
+            entry.kind,
+            extra={
+                "purchase_id": str(purchase.pk),
+                "account_id": str(purchase.account_id),
+                "reversal": entry.details.get("reversal"),
+                "balance_delta_minor": entry.balance_delta_minor,
+                "shortfall_minor": entry.details.get("shortfall_minor", 0),
+                "stripe_event": event_id,
+            },
         )
-        purchase.save(update_fields=["refunded_minor", "disputed_minor", "status", "updated_at"])
-    _log_taken_back("purchase disputed", purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
-    return entry
+    if settlement.entries:
+        metrics.observe_purchase(outcome=str(purchase.status))
+    return settlement.entries
 
 
-def purchase_dispute_reinstated(*, dispute: dict[str, Any], event_id: str) -> LedgerEntry | None:
-    """A chargeback we won (`charge.dispute.funds_reinstated`): the disputed funds are ours
-    again, so the credit the dispute took back is given back, once, and never more than
-    the dispute actually debited (a shortfall was never taken, so is not returned).
-    Returns the ledger entry, or None when there was nothing to give back (or not ours).
-    """
-    if ignored_if_not_ours(intent_id=dispute.get("payment_intent"), obj=dispute, event_id=event_id):
-        return None
-    purchase = dispute_purchase(dispute=dispute, event_id=event_id)
-    with transaction.atomic():
-        account, purchase = lock_account_and_purchase(purchase=purchase)
-        if not purchase.disputed_minor:
-            logger.info("no dispute to reinstate", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id})
-            return None
-        entry, shortfall = _move_taken_back(
-            account=account,
+def _record(*, purchase: Purchase, state: ReversalState, event_id: str) -> bool:
+    """Store this state of its Refund or Dispute unless a newer one is stored; True if it changed anything."""
+    row = Reversal.objects.filter(stripe_id=state.stripe_id).first()
+    if row is None:
+        Reversal.objects.create(
+            stripe_id=state.stripe_id,
             purchase=purchase,
-            refunded=purchase.refunded_minor,
-            disputed=0,
-            event_id=event_id,
-            idempotency_key=f"stripe-dispute-won:{dispute.get('id') or event_id}",
-            reason="Chargeback won: the credit is given back",
-            details={"dispute": str(dispute.get("id") or ""), "reinstated_minor": purchase.disputed_minor},
+            kind=state.kind,
+            amount_minor=state.amount_minor,
+            stripe_status=state.status,
+            takes_funds=state.takes_funds,
+            stripe_created=state.stripe_created,
+            state_rank=state.rank,
+            state_created=state.event_created,
+            state_event_id=event_id,
         )
-        purchase.save(update_fields=["refunded_minor", "disputed_minor", "status", "updated_at"])
-    _log_taken_back("purchase dispute won", purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
-    return entry
+        return True
+    if row.purchase_id != purchase.pk or row.kind != state.kind:
+        raise reject("refund or dispute recorded for another purchase", event_id=event_id, stripe_object=row.stripe_id)
+    stored = stored_precedence(
+        kind=row.kind, state_rank=row.state_rank, state_created=row.state_created, amount_minor=row.amount_minor
+    )
+    if state.precedence() < stored:
+        logger.info("older reversal state ignored", extra={"stripe_object": row.stripe_id, "stripe_event": event_id})
+        return False
+    before = (row.amount_minor, row.stripe_status, row.takes_funds)
+    row.amount_minor, row.stripe_status, row.takes_funds = state.amount_minor, state.status, state.takes_funds
+    row.state_rank, row.state_created, row.state_event_id = state.rank, state.event_created, event_id
+    row.stripe_created = state.stripe_created or row.stripe_created
+    row.save()
+    return before != (row.amount_minor, row.stripe_status, row.takes_funds)
+
+
+def allocate(purchase: Purchase, rows: list[Reversal]) -> tuple[dict[int, int], int, int]:
+    """The credit each reversal should claim now, and the purchase's refunded and disputed amounts.
+
+    Refunds are counted once: by the charge's amount_refunded when that is the newest news
+    (a charge.refunded is authoritative over the Refunds it may list), else by the Refund
+    objects plus what the total covers beyond them; the refunded amount goes to the Refund
+    objects first (oldest first), the rest to the charge-level row. Disputes come after refunds.
+    Returns (targets by row id, refunded, disputed).
+    """
+    refunds = [r for r in rows if r.kind == ReversalKind.REFUND]
+    totals = [r for r in rows if r.kind == ReversalKind.CHARGE_REFUNDS]
+    disputes = [r for r in rows if r.kind == ReversalKind.DISPUTE]
+    by_objects = sum(r.amount_minor for r in refunds if r.takes_funds)
+    newest_object = max((r.state_created for r in refunds), default=None)
+    total = max(totals, key=lambda r: (r.state_created, r.amount_minor), default=None)
+    if total is None:
+        refunded = by_objects
+    elif newest_object is None or total.state_created >= newest_object:
+        refunded = total.amount_minor
+    else:
+        # Refund objects changed since the total: they count for themselves, the total
+        # only for refunds it covers that we do not know one by one. A refund it covered:
+        # made by then, and taking funds then (it takes them now, or changed only later,
+        # as statuses move from taking to not taking).
+        at = total.state_created
+        covered = sum(
+            r.amount_minor for r in refunds if r.stripe_created <= at and (r.takes_funds or r.state_created > at)
+        )
+        refunded = by_objects + max(0, total.amount_minor - covered)
+    refunded = min(refunded, purchase.amount_minor)
+    money: dict[int, int] = {}
+    left = refunded
+    for row in refunds:
+        money[row.pk] = min(row.amount_minor if row.takes_funds else 0, left)
+        left -= money[row.pk]
+    for row in totals:
+        money[row.pk] = left if row is total else 0
+    for row in disputes:
+        money[row.pk] = row.amount_minor if row.takes_funds else 0
+    disputed = sum(money[row.pk] for row in disputes)
+    targets, running, before = {}, 0, 0
+    for row in refunds + totals + disputes:
+        running += money[row.pk]
+        share = credit_taken_back(purchase, taken_minor=running)
+        targets[row.pk], before = share - before, share
+    return targets, refunded, disputed
+
+
+def settle(*, account: Account, purchase: Purchase, event_id: str) -> Settlement:
+    """Post, for every reversal of the purchase, the difference between its claim and its target.
+
+    Account and purchase are locked by the caller. Give-backs go first, so a claim that
+    moves from one reversal to another (a charge total replaced by its Refund objects)
+    moves the same credit.
+    """
+    rows = list(Reversal.objects.filter(purchase=purchase).order_by("stripe_created", "stripe_id"))
+    targets, refunded, disputed = allocate(purchase, rows)
+    settlement = Settlement()
+    for row in rows:
+        if targets[row.pk] < row.claimed_minor:
+            settlement.entries.append(_give_back(account, purchase, row, target=targets[row.pk], event_id=event_id))
+    for row in rows:
+        if targets[row.pk] > row.claimed_minor:
+            entry = _take(account, purchase, row, target=targets[row.pk], event_id=event_id)
+            settlement.entries.append(entry)
+            if row.kind == ReversalKind.DISPUTE:
+                settlement.chargeback_shortfall_minor += entry.details["shortfall_minor"]
+    purchase.refunded_minor, purchase.disputed_minor = refunded, disputed
+    taken = refunded + disputed
+    purchase.status = (
+        PurchaseStatus.REFUNDED
+        if taken >= purchase.amount_minor
+        else PurchaseStatus.PARTIALLY_REFUNDED
+        if taken > 0
+        else PurchaseStatus.SUCCEEDED
+    )
+    return settlement
+
+
+def _give_back(account: Account, purchase: Purchase, row: Reversal, *, target: int, event_id: str) -> LedgerEntry:
+    released = row.claimed_minor - target
+    from_shortfall = min(released, row.shortfall_minor)
+    give = released - from_shortfall  # at most row.held_minor: claimed = held + shortfall
+    row.shortfall_minor -= from_shortfall
+    row.returned_minor += give
+    row.claimed_minor = target
+    row.save(update_fields=["shortfall_minor", "returned_minor", "claimed_minor", "updated_at"])
+    why = "won" if row.stripe_status == "won" else row.stripe_status or "reduced"
+    return _post(
+        account,
+        purchase,
+        row,
+        kind=_GIVE_KIND.get(row.kind, EntryKind.REFUND_REVERSAL),
+        delta=give,
+        event_id=event_id,
+        reason=f"{_label(row)} {why}: {give} credit given back ({from_shortfall} of its shortfall was never taken)",
+        details={"credit_reversed_minor": -released, "shortfall_minor": 0, "shortfall_released_minor": from_shortfall},
+    )
+
+
+def _take(account: Account, purchase: Purchase, row: Reversal, *, target: int, event_id: str) -> LedgerEntry:
+    wanted = target - row.claimed_minor
+    take = min(wanted, account.balance_minor)
+    row.debited_minor += take
+    row.shortfall_minor += wanted - take
+    row.claimed_minor = target
+    row.save(update_fields=["debited_minor", "shortfall_minor", "claimed_minor", "updated_at"])
+    return _post(
+        account,
+        purchase,
+        row,
+        kind=_TAKE_KIND.get(row.kind, EntryKind.REFUND),
+        delta=-take,
+        event_id=event_id,
+        reason=f"{_label(row)} of {row.amount_minor} {purchase.currency} minor units",
+        details={"credit_reversed_minor": wanted, "shortfall_minor": wanted - take},
+    )
+
+
+def _label(row: Reversal) -> str:
+    return {ReversalKind.DISPUTE: "Chargeback", ReversalKind.REFUND: "Refund"}.get(row.kind, "Refunds of charge") + (
+        f" {row.stripe_id}"
+    )
+
+
+def _post(
+    account: Account,
+    purchase: Purchase,
+    row: Reversal,
+    *,
+    kind: EntryKind,
+    delta: int,
+    event_id: str,
+    reason: str,
+    details: dict[str, Any],
+) -> LedgerEntry:
+    reference = {ReversalKind.DISPUTE: "dispute", ReversalKind.REFUND: "refund"}.get(row.kind, "charge")
+    return ledger_post(
+        account=account,
+        kind=kind,
+        balance_delta_minor=delta,
+        purchase=purchase,
+        actor=f"stripe:{event_id}",
+        reason=reason,
+        idempotency_key=f"reversal:{row.stripe_id}:{event_id}",
+        details={
+            "stripe_event": event_id,
+            "payment_intent": purchase.stripe_payment_intent_id,
+            "reversal": row.stripe_id,
+            reference: row.stripe_id,
+            "stripe_status": row.stripe_status,
+            "amount_minor": row.amount_minor,
+            **details,
+            "reversal_shortfall_minor": row.shortfall_minor,
+        },
+    )
+
+
+def _chargeback_shortfall(*, account: Account, purchase: Purchase, settlement: Settlement, event_id: str) -> None:
+    """A chargeback found the credit already spent: the fraud signal (log, metric, optional suspension)."""
+    shortfall = settlement.chargeback_shortfall_minor
+    logger.warning(
+        "chargeback left a shortfall: the credit was already spent",
+        extra={
+            "account_id": str(account.pk),
+            "purchase_id": str(purchase.pk),
+            "shortfall_minor": shortfall,
+            "stripe_event": event_id,
+        },
+    )
+    metrics.observe_chargeback_shortfall(amount_minor=shortfall)
+    if settings.BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL and account.status == AccountStatus.ACTIVE:
+        account_set_status(
+            account_id=account.pk,
+            status=AccountStatus.SUSPENDED,
+            reason=f"Chargeback left a shortfall of {shortfall} (purchase {purchase.pk})",
+            actor=f"stripe:{event_id}",
+        )
