@@ -26,6 +26,7 @@ from backoffice import forms, services
 from billing_site.errors import BillingError
 from charges.models import Charge
 from ledger.models import EntryKind, LedgerEntry
+from purchases.admin_filters import ChargebackShortfallFilter
 from purchases.models import Purchase
 
 GRANT_PERMISSION = "accounts.grant_credits"
@@ -140,7 +141,7 @@ class AccountAdmin(admin.ModelAdmin):
         "total_uses",
         "created_at",
     ]
-    list_filter = ["status", PlanFilter, TenantFilter, "has_paid", "created_at"]
+    list_filter = ["status", PlanFilter, TenantFilter, "has_paid", ChargebackShortfallFilter, "created_at"]
     search_fields = ["external_id", "email", "=tenant_id", "id"]
     date_hierarchy = "created_at"
     list_per_page = 50
