@@ -99,6 +99,8 @@ class Reversal(models.Model):
     # The object's amount in the payment's minor units (for CHARGE_REFUNDS: amount_refunded).
     amount_minor = models.BigIntegerField()
     stripe_status = models.CharField(max_length=32, blank=True, default="")
+    # The Charge it reverses (ch_...), as its events name it.
+    stripe_charge_id = models.CharField(max_length=255, blank=True, default="")
     # Whether this state takes money from us (a pending or succeeded refund, a dispute
     # with funds withdrawn or lost); inquiries and failed refunds take nothing.
     takes_funds = models.BooleanField(default=False)
@@ -118,7 +120,7 @@ class Reversal(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["purchase", "stripe_created", "stripe_id"]
+        ordering = ["stripe_created", "stripe_id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount_minor__gte=0), name="reversal_amount_gte_0"),
             models.CheckConstraint(condition=models.Q(returned_minor__gte=0), name="reversal_returned_gte_0"),

@@ -52,6 +52,7 @@ class ReversalState:
     status: str
     stripe_created: int
     event_created: int
+    charge_id: str = ""
 
     @property
     def rank(self) -> int:
@@ -88,6 +89,12 @@ def _int(value: Any) -> int:
     return value if type(value) is int else 0
 
 
+def _charge_of(obj: dict[str, Any]) -> str:
+    charge = obj.get("charge")
+    charge = charge.get("id") if isinstance(charge, dict) else charge
+    return charge if isinstance(charge, str) else ""
+
+
 def refund_state(refund: dict[str, Any], *, event_type: str, event_created: int) -> ReversalState:
     status = str(refund.get("status") or "")
     if event_type == "refund.failed" and status not in ("failed", "canceled"):
@@ -103,6 +110,7 @@ def refund_state(refund: dict[str, Any], *, event_type: str, event_created: int)
         status=status,
         stripe_created=_int(refund.get("created")),
         event_created=event_created,
+        charge_id=_charge_of(refund),
     )
 
 
@@ -121,6 +129,7 @@ def dispute_state(dispute: dict[str, Any], *, event_type: str, event_created: in
         status=status,
         stripe_created=_int(dispute.get("created")),
         event_created=event_created,
+        charge_id=_charge_of(dispute),
     )
 
 
@@ -133,7 +142,7 @@ def listed_refunds(charge: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in data if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"]]
 
 
-def _charge_refund_status(charge: dict[str, Any]) -> str:
+def charge_refund_status(charge: dict[str, Any]) -> str:
     if charge.get("refunded") is True:
         return "refunded"
     return "partially_refunded" if _int(charge.get("amount_refunded")) > 0 else "not_refunded"
@@ -142,16 +151,18 @@ def _charge_refund_status(charge: dict[str, Any]) -> str:
 def charge_states(charge: dict[str, Any], *, event_created: int) -> list[ReversalState]:
     """A `charge.refunded` Charge: its listed Refunds, and its refunded total (amount_refunded)."""
     states = [
-        refund_state(r, event_type="charge.refunded", event_created=event_created) for r in listed_refunds(charge)
+        refund_state({"charge": charge["id"], **r}, event_type="charge.refunded", event_created=event_created)
+        for r in listed_refunds(charge)
     ]
     states.append(
         ReversalState(
             stripe_id=str(charge["id"]),
             kind=ReversalKind.CHARGE_REFUNDS,
             amount_minor=_int(charge.get("amount_refunded")),
-            status=_charge_refund_status(charge),
+            status=charge_refund_status(charge),
             stripe_created=_int(charge.get("created")),
             event_created=event_created,
+            charge_id=str(charge["id"]),
         )
     )
     return states

@@ -172,6 +172,7 @@ def _record(*, purchase: Purchase, state: ReversalState, event_id: str) -> bool:
             kind=state.kind,
             amount_minor=state.amount_minor,
             stripe_status=state.status,
+            stripe_charge_id=state.charge_id,
             takes_funds=state.takes_funds,
             stripe_created=state.stripe_created,
             state_rank=state.rank,
@@ -191,6 +192,7 @@ def _record(*, purchase: Purchase, state: ReversalState, event_id: str) -> bool:
     row.amount_minor, row.stripe_status, row.takes_funds = state.amount_minor, state.status, state.takes_funds
     row.state_rank, row.state_created, row.state_event_id = state.rank, state.event_created, event_id
     row.stripe_created = state.stripe_created or row.stripe_created
+    row.stripe_charge_id = state.charge_id or row.stripe_charge_id
     row.save()
     return before != (row.amount_minor, row.stripe_status, row.takes_funds)
 
@@ -235,7 +237,8 @@ def allocate(purchase: Purchase, rows: list[Reversal]) -> tuple[dict[int, int], 
     for row in disputes:
         money[row.pk] = row.amount_minor if row.takes_funds else 0
     disputed = sum(money[row.pk] for row in disputes)
-    targets, running, before = {}, 0, 0
+    targets: dict[int, int] = {}
+    running = before = 0
     for row in refunds + totals + disputes:
         running += money[row.pk]
         share = credit_taken_back(purchase, taken_minor=running)
@@ -345,6 +348,7 @@ def _post(
             "payment_intent": purchase.stripe_payment_intent_id,
             "reversal": row.stripe_id,
             reference: row.stripe_id,
+            "charge": row.stripe_charge_id,
             "stripe_status": row.stripe_status,
             "amount_minor": row.amount_minor,
             **details,

@@ -63,6 +63,8 @@ def test_a_second_refund_that_failed_gives_back_nothing_it_never_took(story):
     half = story.refund("re_first", amount=250, status="succeeded", created=1)
     deliver(ev("charge.refunded", story.charge(amount_refunded=250, refunds=[half]), at=1))
     assert balance(story) == 1000, "the first refund takes back half"
+    entry = LedgerEntry.objects.get(kind=EntryKind.REFUND)
+    assert (entry.details["refund"], entry.details["charge"]) == ("re_first", story.charge_id)
 
     spend(story, 1000)
     assert balance(story) == 0, "the rest is spent"

@@ -30,6 +30,7 @@ def _row(Reversal, purchase, *, stripe_id, kind, amount, status, takes, rank, cr
             "kind": kind,
             "amount_minor": amount,
             "stripe_status": status,
+            "stripe_charge_id": stripe_id if kind == "charge_refunds" and not stripe_id.startswith("legacy-") else "",
             "takes_funds": takes,
             "state_rank": rank,
             "state_created": created,
