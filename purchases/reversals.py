@@ -188,13 +188,18 @@ def _record(*, purchase: Purchase, state: ReversalState, event_id: str) -> bool:
     if state.precedence() < stored:
         logger.info("older reversal state ignored", extra={"stripe_object": row.stripe_id, "stripe_event": event_id})
         return False
-    before = (row.amount_minor, row.stripe_status, row.takes_funds)
+    # A newer event with the same content still counts: for a charge's total, being the
+    # newest news is what decides between it and the Refund objects (allocate).
+    before = (row.amount_minor, row.stripe_status, row.takes_funds, row.state_rank, row.state_created)
     row.amount_minor, row.stripe_status, row.takes_funds = state.amount_minor, state.status, state.takes_funds
-    row.state_rank, row.state_created, row.state_event_id = state.rank, state.event_created, event_id
+    row.state_rank, row.state_created = state.rank, state.event_created
+    if before == (row.amount_minor, row.stripe_status, row.takes_funds, row.state_rank, row.state_created):
+        return False  # the same state again
+    row.state_event_id = event_id
     row.stripe_created = state.stripe_created or row.stripe_created
     row.stripe_charge_id = state.charge_id or row.stripe_charge_id
     row.save()
-    return before != (row.amount_minor, row.stripe_status, row.takes_funds)
+    return True
 
 
 def allocate(purchase: Purchase, rows: list[Reversal]) -> tuple[dict[int, int], int, int]:

@@ -293,3 +293,15 @@ def test_the_flag_clears_when_the_dispute_is_won_after_all(story):
     deliver(story.event("charge.dispute.closed", {**dispute, "status": "won"}, at=6))
 
     assert not accounts_with_chargeback_shortfall().exists()
+
+
+def test_a_newer_charge_total_with_the_same_amount_is_the_newest_news(story):
+    """After the Refund failed, a later charge.refunded still saying 250 refunded means 250 is refunded."""
+    ev = story.event
+    deliver(ev("charge.refunded", story.charge(amount_refunded=250), at=1))
+    deliver(ev("refund.failed", story.refund("re_1", amount=250, status="failed", created=1), at=2))
+    assert balance(story) == 2000
+
+    deliver(ev("charge.refunded", story.charge(amount_refunded=250), at=3))
+
+    assert balance(story) == 1000
