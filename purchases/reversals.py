@@ -55,8 +55,11 @@ from purchases.services import credit_entry
 
 logger = logging.getLogger(__name__)
 
-_TAKE_KIND = {ReversalKind.DISPUTE: EntryKind.CHARGEBACK}
-_GIVE_KIND = {ReversalKind.DISPUTE: EntryKind.CHARGEBACK_REVERSAL}
+# The ledger kinds by reversal kind (a charge's refunded total posts as refunds).
+_TAKE_KIND: dict[str, EntryKind] = {ReversalKind.DISPUTE: EntryKind.CHARGEBACK}
+_GIVE_KIND: dict[str, EntryKind] = {ReversalKind.DISPUTE: EntryKind.CHARGEBACK_REVERSAL}
+_LABEL: dict[str, str] = {ReversalKind.DISPUTE: "Chargeback", ReversalKind.REFUND: "Refund"}
+_REFERENCE: dict[str, str] = {ReversalKind.DISPUTE: "dispute", ReversalKind.REFUND: "refund"}
 
 
 def credit_taken_back(purchase: Purchase, *, taken_minor: int | None = None) -> int:
@@ -323,9 +326,7 @@ def _take(account: Account, purchase: Purchase, row: Reversal, *, target: int, e
 
 
 def _label(row: Reversal) -> str:
-    return {ReversalKind.DISPUTE: "Chargeback", ReversalKind.REFUND: "Refund"}.get(row.kind, "Refunds of charge") + (
-        f" {row.stripe_id}"
-    )
+    return f"{_LABEL.get(row.kind, 'Refunds of charge')} {row.stripe_id}"
 
 
 def _post(
@@ -339,7 +340,7 @@ def _post(
     reason: str,
     details: dict[str, Any],
 ) -> LedgerEntry:
-    reference = {ReversalKind.DISPUTE: "dispute", ReversalKind.REFUND: "refund"}.get(row.kind, "charge")
+    reference = _REFERENCE.get(row.kind, "charge")
     return ledger_post(
         account=account,
         kind=kind,
