@@ -1,13 +1,13 @@
-"""Reconciliation: does every account agree with its ledger, every purchase with its credit,
-and (optionally) our credits with Stripe? Read-only: it reports, and suggests the commands
-that would fix each finding; it never moves money itself.
+"""Reconciliation: does every account agree with its ledger, every purchase with its credit
+and with its refunds and disputes (backoffice.reconcile_reversals), and (optionally) all of it
+with Stripe? Read-only: it reports, and suggests the commands that would fix each finding;
+it never moves money itself.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +16,8 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum,
 from django.db.models.functions import Coalesce
 
 from accounts.models import Account
+from backoffice.findings import Discrepancy
+from backoffice.reconcile_reversals import check_reversals, check_stripe_reversals
 from ledger.invariants import daily_free_uses_findings
 from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase, PurchaseStatus
@@ -33,14 +35,6 @@ def purchase_grant_key(purchase: Purchase) -> str:
 def stripe_grant_key(payment_intent_id: str) -> str:
     """The idempotency key of a manual grant for a PaymentIntent we hold no purchase for."""
     return f"stripe:{payment_intent_id}"
-
-
-@dataclass(frozen=True)
-class Discrepancy:
-    check: str
-    subject: str
-    detail: str
-    fixes: list[str] = field(default_factory=list)
 
 
 def _identity_args(account: Account) -> str:
@@ -338,11 +332,12 @@ def _account_from_metadata(intent: dict[str, Any]) -> Account | None:
 
 
 def reconcile(*, stripe_client: Any | None = None) -> list[Discrepancy]:
-    found = check_accounts() + check_purchases()
+    found = check_accounts() + check_purchases() + check_reversals()
     found += [Discrepancy(d.check, d.subject, d.detail, d.fixes) for d in check_tool_allowances()]
     found += [Discrepancy("daily_free_uses", *finding) for finding in daily_free_uses_findings()]
     if stripe_client is not None:
         found += check_stripe(stripe_client)
+        found += check_stripe_reversals(stripe_client)
     return found
 
 

@@ -101,6 +101,15 @@ WEBHOOK_EVENTS = Counter(
     "body, or no purchase of ours), not_ready (409), unavailable (503), error (500).",
     ["type", "outcome"],
 )
+# --- Reversals (purchases.reversals): the fraud signal --------------------------------------
+CHARGEBACK_SHORTFALLS = Counter(
+    "billing_chargeback_shortfalls",
+    "Chargebacks that found the disputed credit already spent (the account is flagged).",
+)
+CHARGEBACK_SHORTFALL_MINOR = Counter(
+    "billing_chargeback_shortfall_minor",
+    "Credit minor units chargebacks could not take back because they were already spent.",
+)
 
 for _result in CHECK_RESULTS:
     CREDIT_CHECKS.labels(result=_result)
@@ -215,6 +224,16 @@ def observe_purchase(*, outcome: str) -> None:
 def observe_webhook_event(*, event_type: str, outcome: str) -> None:
     """Count a Stripe webhook delivery by event type and outcome, after dj-stripe's transaction."""
     WEBHOOK_EVENTS.labels(type=event_type[:64], outcome=outcome).inc()
+
+
+def observe_chargeback_shortfall(*, amount_minor: int) -> None:
+    """Count a chargeback that left a shortfall, once its transaction commits."""
+
+    def count() -> None:
+        CHARGEBACK_SHORTFALLS.inc()
+        CHARGEBACK_SHORTFALL_MINOR.inc(amount_minor)
+
+    transaction.on_commit(count)
 
 
 def render_latest() -> bytes:

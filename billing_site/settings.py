@@ -199,6 +199,8 @@ if (
     raise ImproperlyConfigured(
         "BILLING_* amounts must be positive (BILLING_FREE_USES and BILLING_DAILY_FREE_USES may be 0)."
     )
+# Suspend an account at once when a chargeback finds its credit already spent (off: flag only).
+BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL = env.bool("BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL", default=False)
 
 # --- API keys and REST framework ------------------------------------------------------
 API_KEYS_REQUIRED = env.bool("API_KEYS_REQUIRED", default=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
+from django.db.models import Exists, OuterRef, QuerySet
+
+from accounts.models import Account
 from billing_site.errors import NotFound
-from purchases.models import Purchase
+from purchases.models import Purchase, Reversal, ReversalKind
 
 # Stripe object ids: letters, digits and underscores. Anything else cannot match (and a
 # NUL byte would make PostgreSQL fail the query).
@@ -23,3 +26,15 @@ def purchase_for_payment(*, payment_id: str, tenant_id: str) -> Purchase:
     if purchase is None:
         raise NotFound("No such purchase.")
     return purchase
+
+
+def accounts_with_chargeback_shortfall() -> QuerySet[Account]:
+    """The fraud signal: accounts a chargeback found with the disputed credit already spent.
+
+    Derived from the reversals, so it clears if the dispute is won after all (its shortfall
+    was never taken, and is released then); an account suspended for it stays suspended.
+    """
+    flagged = Reversal.objects.filter(
+        purchase__account=OuterRef("pk"), kind=ReversalKind.DISPUTE, shortfall_minor__gt=0
+    )
+    return Account.objects.filter(Exists(flagged))

@@ -8,7 +8,8 @@ from rest_framework import serializers
 from accounts.serializers import IdentityIn
 from billing_site.fields import StrictIntegerField, optional_identifier
 from purchases.models import Purchase, PurchaseStatus
-from purchases.services import MAX_QUANTITY, credit_taken_back
+from purchases.packs import MAX_QUANTITY
+from purchases.reversals import credit_taken_back
 
 
 class PurchaseIn(IdentityIn):

@@ -1,4 +1,4 @@
-"""Buying credit packs through Stripe: create the payment, credit it once, take refunds back.
+"""Buying credit packs through Stripe: create the payment, then credit it once.
 
 The money path:
 1. `purchase_create` writes a Purchase (status "created") before calling Stripe, then
@@ -6,29 +6,18 @@ The money path:
    stores the intent. No network call ever runs inside a transaction or a row lock.
 2. Stripe confirms the card in the buyer's browser and sends `payment_intent.succeeded`;
    dj-stripe verifies and stores the delivery and calls `purchase_credit_from_intent`,
-   which checks the event against the Purchase we created (never trusting the event's
-   amount, currency or metadata on their own) and adds the credit in one transaction with
-   the account row locked. The ledger's unique constraint makes a second credit for the
-   same purchase impossible, whatever Stripe delivers and however often.
-3. `charge.refunded` takes the refunded share of the credit back (`purchase_refund`),
-   never below zero; what could not be taken back is recorded on the ledger entry. A
-   refund that failed (amount_refunded went down) gives the difference back, and a
-   chargeback (`charge.dispute.created`, `purchase_dispute`) is taken back like a refund.
-
-Events for payments that are not ours (the Stripe account also takes other payments: no
-`metadata.purchase_id` naming a purchase of ours, and a PaymentIntent id we never made)
-are ignored with an error logged, and answered 200: refusing them would make Stripe retry
-them for days and eventually disable the endpoint, stopping our own credits.
+   which checks the event against the Purchase we created (purchases.matching: never
+   trusting the event's amount, currency or metadata on their own) and adds the credit in
+   one transaction with the account row locked. The ledger's unique constraint makes a
+   second credit for the same purchase impossible, whatever Stripe delivers and however often.
+Refunds and chargebacks are purchases.reversals.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -41,53 +30,23 @@ from billing_site.errors import AccountInactive, IdempotencyMismatch, InvalidOpe
 from ledger.models import EntryKind, LedgerEntry
 from ledger.services import MAX_BALANCE_MINOR, ledger_post
 from purchases import stripe_api
+from purchases.locking import lock_account_and_purchase
+from purchases.matching import (  # noqa: F401  (the exceptions are imported from here by webhooks.views)
+    PaymentEventNotReady,
+    PaymentEventRejected,
+    ignored_if_not_ours,
+    payment_intent_purchase,
+    reject,
+)
 from purchases.models import Purchase, PurchaseStatus
+from purchases.packs import Pack, pack_for
 
 logger = logging.getLogger(__name__)
 
-MAX_QUANTITY = 50
 # Once a purchase got this far, a late failure or cancel event must not move it back.
 FINAL_STATUSES = frozenset(
     {PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED, PurchaseStatus.PARTIALLY_REFUNDED, PurchaseStatus.CANCELED}
 )
-
-
-class PaymentEventRejected(Exception):
-    """A (verified) Stripe event about a purchase of ours that disagrees with it: nothing is credited.
-
-    The webhook answers 400. Stripe signed it, so this is our data disagreeing with
-    Stripe's (metadata naming our purchase with an unknown PaymentIntent, another account's
-    purchase, a changed amount): an operator must look, hence logged as an error. Events
-    about payments that are not ours at all are not refused (see `payment_is_ours`).
-    """
-
-
-class PaymentEventNotReady(Exception):
-    """The event arrived before one it depends on (a refund before the credit): retry later."""
-
-
-@dataclass(frozen=True)
-class Pack:
-    """What one purchase buys, fixed at purchase time from the BILLING_* settings."""
-
-    quantity: int
-    uses: int
-    price_minor: int
-    currency: str
-    credit_minor: int
-
-
-def pack_for(*, quantity: int = 1) -> Pack:
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise InvalidOperation(f"quantity must be between 1 and {MAX_QUANTITY}.")
-    uses = settings.BILLING_PACK_USES * quantity
-    return Pack(
-        quantity=quantity,
-        uses=uses,
-        price_minor=settings.BILLING_PACK_PRICE_MINOR * quantity,
-        currency=settings.BILLING_CURRENCY,
-        credit_minor=uses * settings.BILLING_USE_PRICE_MINOR,
-    )
 
 
 def _stripe_status(status: str) -> PurchaseStatus:
@@ -250,143 +209,7 @@ def purchase_create(
     return purchase, created
 
 
-# --- Stripe events -------------------------------------------------------------------
-
-
-def _reject(reason: str, *, event_id: str, **context: Any) -> PaymentEventRejected:
-    logger.error(
-        "stripe event rejected: %s",
-        reason,
-        extra={"stripe_event": event_id, "reason": reason, **{k: str(v) for k, v in context.items()}},
-    )
-    return PaymentEventRejected(reason)
-
-
-def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    metadata = obj.get("metadata")
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def payment_is_ours(*, intent_id: Any, metadata: Any) -> bool:
-    """Whether a Stripe payment object belongs to a purchase of ours.
-
-    Ours: its PaymentIntent id is one we stored, or its `metadata.purchase_id` names one of
-    our purchases (an intent whose id we failed to store is still ours, and refused). Any
-    other payment on the Stripe account is someone else's: not ours to credit or refuse.
-    """
-    if isinstance(intent_id, str) and intent_id:
-        if Purchase.objects.filter(stripe_payment_intent_id=intent_id).exists():
-            return True
-    purchase_id = metadata.get("purchase_id") if isinstance(metadata, dict) else None
-    try:
-        purchase_pk = uuid.UUID(purchase_id) if isinstance(purchase_id, str) else None
-    except ValueError:
-        return False
-    return purchase_pk is not None and Purchase.objects.filter(pk=purchase_pk).exists()
-
-
-def _ignored_if_not_ours(*, intent_id: Any, obj: dict[str, Any], event_id: str) -> bool:
-    """True (and an error logged) when the event is about a payment that is not ours."""
-    if payment_is_ours(intent_id=intent_id, metadata=_metadata(obj)):
-        return False
-    # An error, not a warning: on an account that should only take our payments, an
-    # operator must see it; on a shared account it is the expected noise of others' payments.
-    logger.error(
-        "stripe event not ours, ignored",
-        extra={"stripe_event": event_id, "payment_intent": str(intent_id), "stripe_object": str(obj.get("id"))},
-    )
-    return True
-
-
-def _purchase_for_intent(*, intent_id: Any, event_id: str) -> Purchase:
-    purchase = (
-        Purchase.objects.filter(stripe_payment_intent_id=intent_id).first()
-        if isinstance(intent_id, str) and intent_id
-        else None
-    )
-    if purchase is None:
-        # Its metadata names a purchase of ours, whose intent is another one (or unknown).
-        raise _reject("unknown payment intent", event_id=event_id, payment_intent=intent_id)
-    return purchase
-
-
-def _check_metadata(purchase: Purchase, intent: dict[str, Any], *, event_id: str) -> None:
-    metadata = _metadata(intent)
-    if metadata.get("purchase_id") != str(purchase.pk) or metadata.get("account_id") != str(purchase.account_id):
-        raise _reject(
-            "payment intent names another purchase or account",
-            event_id=event_id,
-            payment_intent=purchase.stripe_payment_intent_id,
-            purchase_id=purchase.pk,
-            metadata_purchase=metadata.get("purchase_id"),
-            metadata_account=metadata.get("account_id"),
-        )
-
-
-def _check_money(purchase: Purchase, *, amounts: list[Any], currency: Any, event_id: str) -> None:
-    currency_ok = isinstance(currency, str) and currency.upper() == purchase.currency.upper()
-    if not currency_ok or any(a != purchase.amount_minor for a in amounts):
-        raise _reject(
-            "amount or currency differs from the purchase",
-            event_id=event_id,
-            purchase_id=purchase.pk,
-            expected=f"{purchase.amount_minor} {purchase.currency}",
-            received=f"{amounts} {currency}",
-        )
-
-
-def payment_intent_purchase(*, intent: dict[str, Any], event_id: str) -> Purchase:
-    """The Purchase this PaymentIntent (one of ours) pays for, checked against what we created."""
-    purchase = _purchase_for_intent(intent_id=intent.get("id"), event_id=event_id)
-    _check_metadata(purchase, intent, event_id=event_id)
-    amounts = [intent.get("amount")]
-    if "amount_received" in intent and intent.get("status") == "succeeded":
-        amounts.append(intent["amount_received"])
-    _check_money(purchase, amounts=amounts, currency=intent.get("currency"), event_id=event_id)
-    return purchase
-
-
-def charge_purchase(*, charge: dict[str, Any], event_id: str) -> Purchase:
-    """The Purchase a Stripe Charge (one of ours) paid, checked against what we created."""
-    purchase = _purchase_for_intent(intent_id=charge.get("payment_intent"), event_id=event_id)
-    _check_money(purchase, amounts=[charge.get("amount")], currency=charge.get("currency"), event_id=event_id)
-    if _metadata(charge).get("purchase_id") not in (None, str(purchase.pk)):
-        raise _reject("charge names another purchase", event_id=event_id, purchase_id=purchase.pk)
-    return purchase
-
-
-def dispute_purchase(*, dispute: dict[str, Any], event_id: str) -> Purchase:
-    """The Purchase a Stripe Dispute (chargeback, one of ours) is about, checked."""
-    purchase = _purchase_for_intent(intent_id=dispute.get("payment_intent"), event_id=event_id)
-    amount, currency = dispute.get("amount"), dispute.get("currency")
-    currency_ok = isinstance(currency, str) and currency.upper() == purchase.currency.upper()
-    if not currency_ok or type(amount) is not int or not 0 < amount <= purchase.amount_minor:
-        raise _reject(
-            "disputed amount or currency does not fit the purchase",
-            event_id=event_id,
-            purchase_id=purchase.pk,
-            received=f"{amount} {currency}",
-        )
-    return purchase
-
-
-def check_payment_event(*, event_type: str, obj: dict[str, Any], event_id: str) -> None:
-    """Raise PaymentEventRejected for an event about a purchase of ours that disagrees with it.
-
-    Read-only, run before dj-stripe syncs the object; an event that is not ours passes.
-    """
-    if event_type.startswith("payment_intent."):
-        if payment_is_ours(intent_id=obj.get("id"), metadata=_metadata(obj)):
-            payment_intent_purchase(intent=obj, event_id=event_id)
-    elif event_type.startswith("charge.dispute."):
-        if payment_is_ours(intent_id=obj.get("payment_intent"), metadata=_metadata(obj)):
-            dispute_purchase(dispute=obj, event_id=event_id)
-    elif event_type.startswith("charge."):
-        if payment_is_ours(intent_id=obj.get("payment_intent"), metadata=_metadata(obj)):
-            charge_purchase(charge=obj, event_id=event_id)
-
-
-def _credit_entry(purchase: Purchase) -> LedgerEntry | None:
+def credit_entry(purchase: Purchase) -> LedgerEntry | None:
     return LedgerEntry.objects.filter(purchase=purchase, kind=EntryKind.PURCHASE).first()
 
 
@@ -398,16 +221,14 @@ def purchase_credit_from_intent(*, intent: dict[str, Any], event_id: str) -> Led
     logged). Raises PaymentEventRejected when the intent is ours but disagrees with its
     Purchase; nothing is credited then.
     """
-    if _ignored_if_not_ours(intent_id=intent.get("id"), obj=intent, event_id=event_id):
+    if ignored_if_not_ours(intent_id=intent.get("id"), obj=intent, event_id=event_id):
         return None
     purchase = payment_intent_purchase(intent=intent, event_id=event_id)
     if intent.get("status") != "succeeded":
-        raise _reject("intent in a succeeded event is not succeeded", event_id=event_id, status=intent.get("status"))
+        raise reject("intent in a succeeded event is not succeeded", event_id=event_id, status=intent.get("status"))
     with transaction.atomic():
-        # Lock order everywhere: account, then purchase.
-        account = Account.objects.select_for_update().get(pk=purchase.account_id)
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        if _credit_entry(purchase) is not None:
+        account, purchase = lock_account_and_purchase(purchase=purchase)
+        if credit_entry(purchase) is not None:
             logger.info("purchase already credited", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id})
             return None
         try:
@@ -430,7 +251,7 @@ def purchase_credit_from_intent(*, intent: dict[str, Any], event_id: str) -> Led
         except IntegrityError:
             # The unique constraint (one credit per purchase) is the last line of defence;
             # any other constraint failing means nothing was credited: fail, Stripe retries.
-            if _credit_entry(purchase) is None:
+            if credit_entry(purchase) is None:
                 raise
             logger.info("purchase already credited", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id})
             return None
@@ -458,11 +279,11 @@ def purchase_mark_failed(*, intent: dict[str, Any], event_id: str, status: Purch
     """
     if status not in (PurchaseStatus.FAILED, PurchaseStatus.CANCELED):
         raise ValueError(f"not a failure status: {status}")
-    if _ignored_if_not_ours(intent_id=intent.get("id"), obj=intent, event_id=event_id):
+    if ignored_if_not_ours(intent_id=intent.get("id"), obj=intent, event_id=event_id):
         return None
     purchase = payment_intent_purchase(intent=intent, event_id=event_id)
     with transaction.atomic():
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        _, purchase = lock_account_and_purchase(purchase=purchase)
         if purchase.status in FINAL_STATUSES:
             logger.info(
                 "late payment event ignored",
@@ -483,222 +304,3 @@ def purchase_mark_failed(*, intent: dict[str, Any], event_id: str, status: Purch
     )
     metrics.observe_purchase(outcome=str(status))
     return purchase
-
-
-def credit_taken_back(purchase: Purchase, *, taken_minor: int | None = None) -> int:
-    """Credit units reversed for what was refunded and disputed (floored, at most the credit)."""
-    if taken_minor is None:
-        taken_minor = purchase.refunded_minor + purchase.disputed_minor
-    return purchase.credit_minor * min(taken_minor, purchase.amount_minor) // purchase.amount_minor
-
-
-def _taken_back_status(purchase: Purchase) -> PurchaseStatus:
-    taken = purchase.refunded_minor + purchase.disputed_minor
-    if taken >= purchase.amount_minor:
-        return PurchaseStatus.REFUNDED
-    return PurchaseStatus.PARTIALLY_REFUNDED if taken > 0 else PurchaseStatus.SUCCEEDED
-
-
-def _move_taken_back(
-    *,
-    account: Account,
-    purchase: Purchase,
-    refunded: int,
-    disputed: int,
-    event_id: str,
-    idempotency_key: str,
-    reason: str,
-    details: dict[str, Any],
-) -> tuple[LedgerEntry, int]:
-    """Post the ledger entry that moves the purchase from its recorded refunded/disputed
-    amounts to new ones, and record them; account and purchase are locked by the caller.
-
-    More taken back: the credit share is debited, never below zero; the rest is the
-    shortfall. Less (a refund failed, a dispute was won): the share is given back, but never
-    more than the entries of that source (refunds, or the dispute, told by the idempotency
-    key's prefix) actually debited: a shortfall was never taken, so is not returned.
-    Returns (entry, shortfall).
-    """
-    before = credit_taken_back(purchase)
-    after = credit_taken_back(purchase, taken_minor=refunded + disputed)
-    change = after - before
-    shortfall = 0
-    if change >= 0:
-        delta = -min(change, account.balance_minor)
-        shortfall = change + delta
-    else:
-        # Only what this kind of event took (refunds, or the dispute) is given back by it:
-        # a failed refund never returns a chargeback's debit, nor a won dispute a refund's.
-        source = idempotency_key.split(":", 1)[0].removesuffix("-won")
-        debited = -(
-            LedgerEntry.objects.filter(
-                purchase=purchase, kind=EntryKind.REFUND, idempotency_key__startswith=f"{source}"
-            ).aggregate(total=Sum("balance_delta_minor"))["total"]
-            or 0
-        )
-        delta = min(-change, max(debited, 0))
-    entry = ledger_post(
-        account=account,
-        kind=EntryKind.REFUND,
-        balance_delta_minor=delta,
-        purchase=purchase,
-        actor=f"stripe:{event_id}",
-        reason=reason,
-        idempotency_key=idempotency_key,
-        details={
-            "stripe_event": event_id,
-            "payment_intent": purchase.stripe_payment_intent_id,
-            **details,
-            "credit_reversed_minor": change,
-            "shortfall_minor": shortfall,
-        },
-    )
-    purchase.refunded_minor = refunded
-    purchase.disputed_minor = disputed
-    purchase.status = _taken_back_status(purchase)
-    return entry, shortfall
-
-
-def _log_taken_back(what: str, *, purchase: Purchase, entry: LedgerEntry, shortfall: int, event_id: str) -> None:
-    log = logger.warning if shortfall else logger.info
-    log(
-        what,
-        extra={
-            "purchase_id": str(purchase.pk),
-            "account_id": str(purchase.account_id),
-            "balance_delta_minor": entry.balance_delta_minor,
-            "shortfall_minor": shortfall,
-            "stripe_event": event_id,
-        },
-    )
-    metrics.observe_purchase(outcome=str(purchase.status))
-
-
-def purchase_refund(*, charge: dict[str, Any], event_id: str, event_created: int = 0) -> LedgerEntry | None:
-    """Bring the credit in line with what Stripe refunded so far, never below zero.
-
-    Stripe's charge carries the cumulative `amount_refunded`; the purchase remembers the
-    amount it last applied (`refunded_minor`, under the row lock), so replays and several
-    partial refunds each move only the difference. The credit reversed is
-    `credit_minor * amount_refunded // amount_minor` (floored); the part the balance cannot
-    cover (already spent) is recorded as `shortfall_minor`.
-
-    `amount_refunded` going down means a refund failed: the difference is given back. As
-    Stripe does not order deliveries, a charge state older (by the event's `created`) than
-    the newest one applied is ignored, and within the same second only increases apply.
-    Returns the ledger entry, or None when there was nothing to change (or not ours).
-    """
-    if _ignored_if_not_ours(intent_id=charge.get("payment_intent"), obj=charge, event_id=event_id):
-        return None
-    purchase = charge_purchase(charge=charge, event_id=event_id)
-    refunded = charge.get("amount_refunded")
-    if type(refunded) is not int or not 0 <= refunded <= purchase.amount_minor:
-        raise _reject("bad amount_refunded", event_id=event_id, purchase_id=purchase.pk, amount_refunded=refunded)
-    charge_id = str(charge.get("id") or "")
-    with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=purchase.account_id)
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        if _credit_entry(purchase) is None:
-            # Stripe does not order deliveries; the credit will come, then the retry of this.
-            raise PaymentEventNotReady(f"purchase {purchase.pk} is refunded but not credited yet")
-        stale = event_created < purchase.refund_event_created or (
-            event_created == purchase.refund_event_created and refunded < purchase.refunded_minor
-        )
-        if refunded == purchase.refunded_minor or stale:
-            logger.info(
-                "refund already applied" if not stale else "older refund state ignored",
-                extra={"purchase_id": str(purchase.pk), "stripe_event": event_id, "amount_refunded": refunded},
-            )
-            return None
-        previous = purchase.refunded_minor
-        entry, shortfall = _move_taken_back(
-            account=account,
-            purchase=purchase,
-            refunded=refunded,
-            disputed=purchase.disputed_minor,
-            event_id=event_id,
-            idempotency_key=f"stripe-refund:{event_id}",
-            reason=(
-                f"Refund of {refunded - previous} {purchase.currency} minor units"
-                if refunded > previous
-                else f"Failed refund: {previous - refunded} {purchase.currency} minor units returned"
-            ),
-            details={
-                "charge": charge_id,
-                "refunded_minor": refunded - previous,
-                "amount_refunded_total": refunded,
-            },
-        )
-        purchase.refund_event_created = max(event_created, purchase.refund_event_created)
-        purchase.save(
-            update_fields=["refunded_minor", "disputed_minor", "status", "refund_event_created", "updated_at"]
-        )
-    what = "purchase refunded" if refunded > previous else "purchase refund failed, credit returned"
-    _log_taken_back(what, purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
-    return entry
-
-
-def purchase_dispute(*, dispute: dict[str, Any], event_id: str) -> LedgerEntry | None:
-    """A chargeback (`charge.dispute.created`): take the disputed share back like a refund.
-
-    The disputed funds are withdrawn from us when the dispute opens, so the credit goes
-    back then, never below zero (shortfall recorded). Stripe allows one dispute per charge:
-    a second event for it changes nothing. A dispute we win gives the credit back
-    (`purchase_dispute_reinstated`).
-    Returns the ledger entry, or None when there was nothing to change (or not ours).
-    """
-    if _ignored_if_not_ours(intent_id=dispute.get("payment_intent"), obj=dispute, event_id=event_id):
-        return None
-    purchase = dispute_purchase(dispute=dispute, event_id=event_id)
-    amount: int = dispute["amount"]
-    with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=purchase.account_id)
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        if _credit_entry(purchase) is None:
-            raise PaymentEventNotReady(f"purchase {purchase.pk} is disputed but not credited yet")
-        if purchase.disputed_minor:
-            logger.info("dispute already applied", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id})
-            return None
-        entry, shortfall = _move_taken_back(
-            account=account,
-            purchase=purchase,
-            refunded=purchase.refunded_minor,
-            disputed=amount,
-            event_id=event_id,
-            idempotency_key=f"stripe-dispute:{dispute.get('id') or event_id}",
-            reason=f"Chargeback of {amount} {purchase.currency} minor units",
-            details={"dispute": str(dispute.get("id") or ""), "disputed_minor": amount},
-        )
-        purchase.save(update_fields=["refunded_minor", "disputed_minor", "status", "updated_at"])
-    _log_taken_back("purchase disputed", purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
-    return entry
-
-
-def purchase_dispute_reinstated(*, dispute: dict[str, Any], event_id: str) -> LedgerEntry | None:
-    """A chargeback we won (`charge.dispute.funds_reinstated`): the disputed funds are ours
-    again, so the credit the dispute took back is given back, once, and never more than
-    the dispute actually debited (a shortfall was never taken, so is not returned).
-    Returns the ledger entry, or None when there was nothing to give back (or not ours).
-    """
-    if _ignored_if_not_ours(intent_id=dispute.get("payment_intent"), obj=dispute, event_id=event_id):
-        return None
-    purchase = dispute_purchase(dispute=dispute, event_id=event_id)
-    with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=purchase.account_id)
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        if not purchase.disputed_minor:
-            logger.info("no dispute to reinstate", extra={"purchase_id": str(purchase.pk), "stripe_event": event_id})
-            return None
-        entry, shortfall = _move_taken_back(
-            account=account,
-            purchase=purchase,
-            refunded=purchase.refunded_minor,
-            disputed=0,
-            event_id=event_id,
-            idempotency_key=f"stripe-dispute-won:{dispute.get('id') or event_id}",
-            reason="Chargeback won: the credit is given back",
-            details={"dispute": str(dispute.get("id") or ""), "reinstated_minor": purchase.disputed_minor},
-        )
-        purchase.save(update_fields=["refunded_minor", "disputed_minor", "status", "updated_at"])
-    _log_taken_back("purchase dispute won", purchase=purchase, entry=entry, shortfall=shortfall, event_id=event_id)
-    return entry

@@ -86,3 +86,25 @@ def test_it_enforces_signature_validation_on_an_existing_endpoint():
     assert lines[0] == "Updated the webhook endpoint: djstripe_tolerance, djstripe_validation_method."
     assert endpoint.djstripe_validation_method == WebhookEndpointValidation.verify_signature
     assert endpoint.djstripe_tolerance == stripe.Webhook.DEFAULT_TOLERANCE
+
+
+def test_its_help_lists_every_event_type_the_service_needs():
+    from webhooks.management.commands.setup_stripe_webhook import Command
+
+    help_text = " ".join(Command().create_parser("manage.py", "setup_stripe_webhook").format_help().split())
+
+    for event_type in (
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.refund.updated",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.closed",
+    ):
+        assert event_type in help_text

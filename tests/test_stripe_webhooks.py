@@ -440,9 +440,13 @@ def refund(localstripe):
     return make
 
 
+REVERSAL_KINDS = (EntryKind.REFUND, EntryKind.REFUND_REVERSAL, EntryKind.CHARGEBACK, EntryKind.CHARGEBACK_REVERSAL)
+
+
 def refunds_of(user) -> list[LedgerEntry]:
+    """The user's refund and chargeback entries (taken back and given back), oldest first."""
     return list(
-        LedgerEntry.objects.filter(account__external_id=user["external_id"], kind=EntryKind.REFUND).order_by("id")
+        LedgerEntry.objects.filter(account__external_id=user["external_id"], kind__in=REVERSAL_KINDS).order_by("id")
     )
 
 

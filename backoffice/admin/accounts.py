@@ -20,6 +20,7 @@ from billing_site.errors import BillingError
 from charges.models import Charge
 from ledger.models import LedgerEntry
 from purchases.models import Purchase
+from purchases.admin_filters import ChargebackShortfallFilter
 
 LEDGER_PAGE_SIZE = 25
 RELATED_ROWS = 20
@@ -84,7 +85,7 @@ class AccountAdmin(admin.ModelAdmin):
         "total_uses",
         "created_at",
     ]
-    list_filter = ["status", PlanFilter, TenantFilter, "has_paid", "created_at"]
+    list_filter = ["status", PlanFilter, TenantFilter, "has_paid", ChargebackShortfallFilter, "created_at"]
     search_fields = ["external_id", "email", "=tenant_id", "id"]
     date_hierarchy = "created_at"
     list_per_page = 50

@@ -12,7 +12,9 @@ from backoffice import reconcile
 class Command(BaseCommand):
     help = (
         "Check every account's balance, free uses and total uses against its ledger, every paid purchase "
-        "against its one credit, and (with --stripe) our credits against Stripe's succeeded PaymentIntents. "
+        "against its one credit, every refund and dispute against the ledger and dj-stripe's stored copy, and "
+        "(with --stripe) our credits against Stripe's succeeded PaymentIntents and each refund and dispute "
+        "against Stripe's object. "
         "Prints a report and the commands that would fix each finding; changes nothing. "
         "Exits 1 on any discrepancy."
     )

@@ -6,14 +6,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from webhooks.handlers import HANDLED_EVENTS
 from webhooks.services import webhook_endpoint_setup, webhook_url
 
 
 class Command(BaseCommand):
     help = (
         "Create or update dj-stripe's webhook endpoint from STRIPE_WEBHOOK_SECRET (idempotent) "
-        "and print the URL to register in Stripe's dashboard (events: payment_intent.succeeded, "
-        "payment_intent.payment_failed, payment_intent.canceled, charge.refunded, charge.dispute.created)."
+        "and print the URL to register in Stripe's dashboard, subscribed to these events: "
+        + ", ".join(HANDLED_EVENTS)
+        + "."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
