@@ -19,8 +19,8 @@ from backoffice.admin.base import GRANT_PERMISSION, SUSPEND_PERMISSION
 from billing_site.errors import BillingError
 from charges.models import Charge
 from ledger.models import LedgerEntry
-from purchases.models import Purchase
 from purchases.admin_filters import ChargebackShortfallFilter
+from purchases.models import Purchase
 
 LEDGER_PAGE_SIZE = 25
 RELATED_ROWS = 20
