@@ -14,10 +14,10 @@ from typing import Any
 from django.contrib import messages
 
 from accounts.models import Account, AccountStatus
+from accounts.services import account_grant, account_set_status, uses_to_minor
 from backoffice import forms
-from backoffice import services as write
 from backoffice.admin.base import GRANT_PERMISSION, SUSPEND_PERMISSION
-from ledger.models import EntryKind
+from ledger.models import EntryKind, LedgerEntry
 
 # What an action reports per account: the message and its level (django.contrib.messages).
 Report = tuple[str, int]
@@ -34,35 +34,32 @@ class AccountAction:
     on_closed: bool = False  # offered on a closed account (only what may settle it)
 
     def refusal(self, account: Account) -> str | None:
-        """Why this action cannot apply to the account (the services' own words), or None."""
-        target = self.target_status
-        if target is not None:
-            if account.status == target:
-                return f"Account {account} is already {account.status}."
-            if account.status not in write.STATUS_TRANSITIONS[target]:
-                return f"Account {account} is {account.status} and cannot become {target}."
-        elif account.status == AccountStatus.CLOSED and not self.on_closed:
+        """Why this action cannot apply to the account (the account's own rules), or None."""
+        if self.target_status is not None:
+            return account.status_change_refusal(self.target_status)
+        if not account.takes_new_credit and not self.on_closed:
             return f"Account {account} is closed: it gets no grants (an adjustment may still settle it)."
         return None
 
 
 def staff_actor(username: str) -> str:
-    return write.staff_actor(username)
+    return f"staff:{username}"
 
 
-def _grant_report(account: Account, outcome: write.GrantOutcome, what: str) -> Report:
-    if outcome.replayed:
+def _grant_report(account: Account, granted: tuple[LedgerEntry, bool], what: str) -> Report:
+    entry, created = granted
+    if not created:
         return (
-            f"{account}: already granted by this form (ledger entry #{outcome.entry.pk}); nothing changed.",
+            f"{account}: already granted by this form (ledger entry #{entry.pk}); nothing changed.",
             messages.WARNING,
         )
-    return f"{account}: granted {what} (ledger entry #{outcome.entry.pk}).", messages.INFO
+    return f"{account}: granted {what} (ledger entry #{entry.pk}).", messages.INFO
 
 
 def _grant_credits(account: Account, actor: str, data: dict[str, Any]) -> Report:
     amount = data["amount"]
-    amount_minor = write.uses_to_minor(amount) if data["unit"] == forms.GrantCreditsForm.UNIT_USES else amount
-    outcome = write.account_grant(
+    amount_minor = uses_to_minor(amount) if data["unit"] == forms.GrantCreditsForm.UNIT_USES else amount
+    granted = account_grant(
         account=account,
         actor=actor,
         reason=data["reason"],
@@ -70,23 +67,23 @@ def _grant_credits(account: Account, actor: str, data: dict[str, Any]) -> Report
         kind=EntryKind(data["kind"]),
         idempotency_key=data["idempotency_key"],
     )
-    return _grant_report(account, outcome, f"{amount_minor:+d} credit minor units")
+    return _grant_report(account, granted, f"{amount_minor:+d} credit minor units")
 
 
 def _grant_free_uses(account: Account, actor: str, data: dict[str, Any]) -> Report:
-    outcome = write.account_grant(
+    granted = account_grant(
         account=account,
         actor=actor,
         reason=data["reason"],
         free_uses=data["free_uses"],
         idempotency_key=data["idempotency_key"],
     )
-    return _grant_report(account, outcome, f"{data['free_uses']} free uses")
+    return _grant_report(account, granted, f"{data['free_uses']} free uses")
 
 
 def _status_action(name: str, title: str, status: AccountStatus) -> AccountAction:
     def run(account: Account, actor: str, data: dict[str, Any]) -> Report:
-        write.account_change_status(account=account, status=status, reason=data["reason"], actor=actor)
+        account_set_status(account_id=account.pk, status=status, reason=data["reason"], actor=actor)
         return f"{account}: now {status.label.lower()}.", messages.INFO
 
     return AccountAction(name, title, SUSPEND_PERMISSION, forms.ReasonForm, run, target_status=status)
