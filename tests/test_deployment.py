@@ -48,9 +48,7 @@ def _pages_and_their_assets_answer(server: Gunicorn, staff: tuple[str, str]) -> 
         def redirect_request(self, *args: object, **kwargs: object) -> None:
             return None  # a redirect to the login page must show as a 302, not as its 200
 
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirects()
-    )
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirects())
 
     def get(path: str, data: dict | None = None) -> tuple[int, str]:
         body = urllib.parse.urlencode(data).encode() if data else None
