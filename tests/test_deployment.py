@@ -199,6 +199,23 @@ def test_gunicorn_serves_with_json_logs_request_ids_and_merged_metrics(tmp_path,
     assert healthcheck.returncode == 1  # nothing listens any more
 
 
+def _wait_until_a_query_waits_for_a_lock(settings_dict: dict, timeout: float = 20) -> None:
+    """Poll from a connection of its own: a fixed sleep is too short on a busy machine."""
+    import psycopg
+
+    params = {"host": settings_dict.get("HOST") or "127.0.0.1", "port": settings_dict.get("PORT") or 5432}
+    with psycopg.connect(
+        **params, user=settings_dict.get("USER") or "postgres", password=settings_dict.get("PASSWORD") or None,
+        dbname=settings_dict["NAME"], autocommit=True,
+    ) as conn:  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the charge never reached its row lock"
+            time.sleep(0.05)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
     """Graceful shutdown: a charge waiting on a row lock when SIGTERM arrives still answers 201."""
@@ -223,7 +240,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
                 )
             )
             thread.start()
-            time.sleep(1.0)
+            _wait_until_a_query_waits_for_a_lock(connection.settings_dict)
             server.proc.send_signal(15)  # SIGTERM while the request waits
             time.sleep(0.5)
             assert server.proc.poll() is None, "gunicorn must wait for the in-flight request"

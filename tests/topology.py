@@ -30,6 +30,7 @@ class PgBouncer:
 
     def __init__(self, settings_dict: dict[str, Any], *, pool_size: int = 20, timeout_ms: int = 5000):
         self.port = unused_port()
+        self.user = settings_dict.get("USER") or "postgres"
         self.dir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
         self.log = open(self.dir / "pgbouncer.log", "wb")
         privileges = _as_unprivileged()
@@ -40,7 +41,7 @@ class PgBouncer:
             "DB_HOST": settings_dict.get("HOST") or "127.0.0.1",
             "DB_PORT": str(settings_dict.get("PORT") or 5432),
             "DB_NAME": "*",
-            "DB_USER": settings_dict.get("USER") or "postgres",
+            "DB_USER": self.user,
             "DB_PASSWORD": settings_dict.get("PASSWORD") or "",
             "DB_STATEMENT_TIMEOUT_MS": str(timeout_ms),
             "PGBOUNCER_LISTEN_ADDR": "127.0.0.1",
@@ -55,7 +56,8 @@ class PgBouncer:
         wait_for_port(self.port, self.proc)
 
     def database_url(self, name: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+        """Clients authenticate as trusted on loopback; PgBouncer logs in to the server itself."""
+        return f"postgres://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def output(self) -> str:
         return (self.dir / "pgbouncer.log").read_text(errors="replace")
