@@ -34,12 +34,12 @@ chromium:
 	  echo "Installing chromium and chromium-driver for the browser test..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# The scale-out test (tests/test_scale_out.py) runs Debian's pgbouncer and haproxy on loopback
-# ports. Installed once (as root, as on CI) when missing; neither starts a service by itself.
+# The scale-out test (tests/test_scale_out.py) runs Debian's pgbouncer, haproxy and (unless one
+# answers on 6379) redis-server on loopback ports. Installed once (as root, as on CI) when missing.
 deploy-tools:
-	@command -v pgbouncer >/dev/null && command -v haproxy >/dev/null || { \
-	  echo "Installing pgbouncer and haproxy for the scale-out test..."; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer haproxy >/dev/null; }
+	@command -v pgbouncer >/dev/null && command -v haproxy >/dev/null && command -v redis-server >/dev/null || { \
+	  echo "Installing pgbouncer, haproxy and redis-server for the scale-out test..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer haproxy redis-server >/dev/null; }
 
 $(LOCALSTRIPE_VENV)/.installed: requirements-localstripe.txt
 	@test -x $(LOCALSTRIPE_VENV)/bin/python || $(PYTHON) -m venv $(LOCALSTRIPE_VENV)

@@ -24,7 +24,7 @@ from charges.models import Charge
 from tests.conftest import charge_body, run_command
 from tests.factories import create_api_key, funded_account
 from tests.live import Gunicorn, request, server_env, unused_port
-from tests.topology import HAProxy, PgBouncer, served_by, sigkill_instance
+from tests.topology import HAProxy, PgBouncer, Redis, served_by, sigkill_instance
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 
@@ -57,10 +57,11 @@ class Topology:
 @pytest.fixture
 def topology(tmp_path):
     bouncer = PgBouncer(connection.settings_dict, pool_size=10)
+    redis = Redis()
     env = server_env(
         bouncer.database_url(connection.settings_dict["NAME"]),
         DB_PGBOUNCER="1",
-        REDIS_URL="redis://127.0.0.1:6379/8",
+        REDIS_URL=redis.url,
         RATE_LIMIT_PER_KEY=f"{PER_KEY}/min",
         RATE_LIMIT_PER_USER="100000/min",
         GUNICORN_ACCESS_LOG="",
@@ -79,6 +80,7 @@ def topology(tmp_path):
         if topology.proxy is not None:
             topology.proxy.stop()
         bouncer.stop()  # its server connections go, so the test database can be flushed and dropped
+        redis.stop()
 
 
 def _wait_until_both_serve(url: str, timeout: float = 30) -> None:

@@ -148,3 +148,39 @@ def sigkill_instance(server: Gunicorn) -> None:
         except ProcessLookupError:
             pass
     server.proc.wait()
+
+
+class Redis:
+    """The host's Redis (DB 8, as every test here uses), or one started on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        port = 6379
+        if not _answers(port):
+            port = unused_port()
+            self.proc = subprocess.Popen(
+                ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            wait_for_port(port, self.proc)
+        self.url = f"redis://127.0.0.1:{port}/8"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        if sock.connect_ex(("127.0.0.1", port)) != 0:
+            return False
+        sock.sendall(b"PING\r\n")
+        try:
+            return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False

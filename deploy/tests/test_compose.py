@@ -20,7 +20,7 @@ CHARGES = "/v1/billing/charges"
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(request):
     compose = Compose("docker-compose.yml")
     compose.run("down", "-v", "--remove-orphans", check=False)
     start = time.monotonic()
@@ -31,7 +31,8 @@ def stack():
         compose.key = compose.create_api_key()
         yield compose
     finally:
-        print(compose.logs("app")[-3000:])
+        if request.session.testsfailed:
+            print(compose.logs("app")[-3000:])
         # The volume stays for test_compose_scale.py (the same database, already migrated).
         compose.run("down", "--remove-orphans", check=False)
 

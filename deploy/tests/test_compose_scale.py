@@ -12,7 +12,7 @@ CHARGES = "/v1/billing/charges"
 
 
 @pytest.fixture(scope="module")
-def scaled():
+def scaled(request):
     compose = Compose("docker-compose.scale.yml")
     start = time.monotonic()
     try:
@@ -23,7 +23,8 @@ def scaled():
         compose.key = compose.create_api_key("app1")
         yield compose
     finally:
-        print(compose.logs("haproxy")[-2000:], compose.logs("pgbouncer")[-2000:])
+        if request.session.testsfailed:
+            print(compose.logs("haproxy")[-2000:], compose.logs("pgbouncer")[-2000:], compose.logs("app1")[-2000:])
         compose.run("down", "-v", "--remove-orphans", check=False)
 
 
