@@ -22,14 +22,18 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.collected = self.read_manifest() is not None
-        if not self.collected:
+        self._warned = False
+
+    def stored_name(self, name: str) -> str:
+        # collectstatic itself never calls this (it hashes through _stored_name), so the
+        # warning comes from a server that serves pages, once per process.
+        if self.collected:
+            return super().stored_name(name)
+        if not self._warned:
+            self._warned = True
             logger.warning(
                 "collectstatic has not run (no %s in STATIC_ROOT): static files are served from the "
                 "apps' directories, uncompressed; run `manage.py collectstatic` before starting the server",
                 self.manifest_name,
             )
-
-    def stored_name(self, name: str) -> str:
-        if not self.collected:
-            return self.clean_name(name)
-        return super().stored_name(name)
+        return self.clean_name(name)

@@ -206,6 +206,7 @@ def _wait_until_a_query_waits_for_a_lock(settings_dict: dict, timeout: float = 2
     with psycopg.connect(
         **params, user=settings_dict.get("USER") or "postgres", password=settings_dict.get("PASSWORD") or None,
         dbname=settings_dict["NAME"], autocommit=True,
+        prepare_threshold=None,  # no prepared statements: this may run through PgBouncer (make test-pgbouncer)
     ) as conn:  # fmt: skip
         deadline = time.monotonic() + timeout
         while not conn.execute(
