@@ -8,7 +8,7 @@ LOCALSTRIPE_VENV ?= .venv-localstripe
 LOCALSTRIPE_PORT ?= 8420
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/billing
 
-.PHONY: help venv chromium localstripe-venv localstripe run serve test lint format migrate bench clean
+.PHONY: help venv chromium deploy-tools localstripe-venv localstripe run serve test test-pgbouncer test-deploy lint format migrate bench clean
 
 help:
 	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
@@ -16,6 +16,8 @@ help:
 	@echo "make serve  - production server: gunicorn (gunicorn.conf.py) against DATABASE_URL; needs DJANGO_SECRET_KEY"
 	@echo "make bench  - the production configuration (gunicorn, Redis DB 9, JSON logs) under wrk against a bare DRF app (writes bench/RESULTS.md)"
 	@echo "make lint   - ruff check, ruff format --check, mypy and the import-cycle check"
+	@echo "make test-pgbouncer - the suite with every connection through PgBouncer (transaction pooling, DB_PGBOUNCER=1)"
+	@echo "make test-deploy    - build the Docker image, run docker-compose.yml and docker-compose.scale.yml and test them"
 	@echo "make localstripe - a fake Stripe API on http://127.0.0.1:$(LOCALSTRIPE_PORT) (see README: Purchases)"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -31,6 +33,13 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  echo "Installing chromium and chromium-driver for the browser test..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# The scale-out test (tests/test_scale_out.py) runs Debian's pgbouncer, haproxy and (unless one
+# answers on 6379) redis-server on loopback ports. Installed once (as root, as on CI) when missing.
+deploy-tools:
+	@command -v pgbouncer >/dev/null && command -v haproxy >/dev/null && command -v redis-server >/dev/null || { \
+	  echo "Installing pgbouncer, haproxy and redis-server for the scale-out test..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer haproxy redis-server >/dev/null; }
 
 $(LOCALSTRIPE_VENV)/.installed: requirements-localstripe.txt
 	@test -x $(LOCALSTRIPE_VENV)/bin/python || $(PYTHON) -m venv $(LOCALSTRIPE_VENV)
@@ -77,8 +86,18 @@ bench: venv
 # pytest-django creates (and drops) the test database itself on the PostgreSQL server.
 test: export DATABASE_URL ?= $(DATABASE_URL_TEST)
 # The Stripe tests start one localstripe (from $(LOCALSTRIPE_VENV)) on a free loopback port.
-test: venv chromium localstripe-venv
+test: venv chromium deploy-tools localstripe-venv
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The same suite through a host PgBouncer (scripts/test_pgbouncer.py says what it skips).
+test-pgbouncer: export DATABASE_URL ?= $(DATABASE_URL_TEST)
+test-pgbouncer: venv chromium deploy-tools localstripe-venv
+	$(BIN)/python scripts/test_pgbouncer.py $(PYTEST_ARGS)
+
+# The Docker image and both compose files under a Docker Engine (scripts/test_deploy.sh:
+# installs and starts one if needed; fails on CI=true where none can start). A few minutes.
+test-deploy: venv
+	PYTHON=$(BIN)/python scripts/test_deploy.sh
 
 # ruff, mypy (django-stubs; services, selectors and views: mypy.ini) and the import check
 # (no cycles, billing_site imports no app: scripts/check_imports.py).

@@ -107,6 +107,8 @@ WSGI_APPLICATION = "billing_site.wsgi.application"
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=5000)
 DB_CONNECT_TIMEOUT_S = env.int("DB_CONNECT_TIMEOUT_S", default=3)
+# DATABASE_URL points at PgBouncer (transaction pooling): see the PostgreSQL branch below.
+DB_PGBOUNCER = env.bool("DB_PGBOUNCER", default=False)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite has no row locks: IMMEDIATE transactions take the write lock at BEGIN, so
@@ -115,19 +117,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"transaction_mode": "IMMEDIATE", "timeout": DB_STATEMENT_TIMEOUT_MS / 1000}
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A stuck lock or a dead database must answer 503 quickly, never hang a worker.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "connect_timeout": DB_CONNECT_TIMEOUT_S,
-            "options": (
-                f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} -c lock_timeout={DB_STATEMENT_TIMEOUT_MS}"
-                # A worker killed mid-transaction must not leave its row locks behind for long.
-                f" -c idle_in_transaction_session_timeout={DB_STATEMENT_TIMEOUT_MS * 2}"
-            ),
-        }
-    )
-    # Persistent connections, checked before each request reuses one (see billing_site.db:
-    # the check is a local socket poll, not a SELECT 1 round trip per request).
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    # A dead database must answer 503 quickly, never hang a worker.
+    _db_options["connect_timeout"] = DB_CONNECT_TIMEOUT_S
+    if DB_PGBOUNCER:
+        # PgBouncer in transaction pooling: each transaction may run on another server
+        # connection, so nothing may live in a session. No server-side (named) cursors; no
+        # prepared statements (Django's default client-side binding, prepare_threshold None);
+        # no startup `options` (PgBouncer refuses them): the timeouts that the `else` branch
+        # passes there are set on the server side instead, by PgBouncer's connect_query or
+        # ALTER ROLE ... SET (README: Deployment).
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        for _name in ("pool", "server_side_binding", "prepare_threshold", "assume_role", "options"):
+            if _db_options.get(_name) not in (None, False):
+                raise ImproperlyConfigured(f"DB_PGBOUNCER=1: the database option {_name!r} needs a session; remove it.")
+    else:
+        # A stuck lock must answer 503 quickly too.
+        _db_options["options"] = (
+            f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} -c lock_timeout={DB_STATEMENT_TIMEOUT_MS}"
+            # A worker killed mid-transaction must not leave its row locks behind for long.
+            f" -c idle_in_transaction_session_timeout={DB_STATEMENT_TIMEOUT_MS * 2}"
+        )
+    # Persistent connections (to PostgreSQL, or to PgBouncer), checked before each request
+    # reuses one (see billing_site.db: the check is a local socket poll, not a SELECT 1).
     DATABASES["default"]["ENGINE"] = "billing_site.db"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -167,15 +179,18 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "billing_site.staticfiles.StaticFilesStorage"
     },
 }
+# Before `collectstatic` ran (no manifest), whitenoise serves the apps' own files instead of
+# 500s on every page with a static link (see billing_site.staticfiles).
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").is_file()
 
 # Bodies over 64 KiB are refused with 413 (see billing_site.middleware).
 MAX_REQUEST_BODY_BYTES = 64 * 1024

