@@ -5,8 +5,7 @@ The CIRIS agent (CIRISAgent ciris_billing_provider.py, routes/billing.py) and th
 (CIRISProxy hooks/billing_callback.py) both charge amount_minor 1 per interaction, so their
 operators set BILLING_USE_PRICE_MINOR=1 (the `operator_units` fixture).
 
-To add a call (tool charges from the proxy's search handler, daily free uses for the agent):
-add its body to the client's "sends" section, how the client reads the answer to its "reads"
+To add a call: add its body to the client's "sends" section, how the client reads the answer to its "reads"
 section, and a test under the client's heading.
 """
 
@@ -19,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.factories import funded_account
+from accounts.models import AccountStatus
+from accounts.services import account_set_status
+from tests.factories import funded_account, tool_product
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -183,6 +184,11 @@ def proxy_usage_aggregated(user: dict, iid: str, calls: int, cost_cents: float) 
     }
 
 
+def proxy_search_charge(user: dict, key: str) -> dict:
+    """search_handler._charge_credits, before each web search."""
+    return {**user, "product_type": "web_search", "idempotency_key": key}
+
+
 # --- The proxy reads ----------------------------------------------------------------------
 
 
@@ -197,6 +203,15 @@ def proxy_charged(response: Any) -> bool:
         assert "balance_after" in response.json()
         return True
     return response.status_code in (200, 409)
+
+
+def proxy_search_allowed(response: Any) -> tuple[bool, str | None]:
+    """Only 200 lets the search through; 402 with `detail` is "no search credits"."""
+    if response.status_code == 200:
+        return True, None
+    if response.status_code == 402:
+        return False, response.json()["detail"]
+    return False, f"Billing error: {response.status_code}"
 
 
 def post(api, path: str, body: dict):
@@ -239,6 +254,33 @@ def test_the_agent_sees_no_credit_when_everything_is_spent(api, user):
     assert agent_reads_spend(post(api, "charges", agent_charge(user))) == (False, None)
 
 
+@pytest.mark.parametrize("status", [AccountStatus.SUSPENDED, AccountStatus.CLOSED])
+def test_the_agent_does_not_let_an_inactive_account_in_though_it_holds_credit(api, user, status):
+    account = funded_account(user, uses=20)  # paid credit and the 3 free uses
+    account_set_status(account_id=account.pk, status=status, reason="chargeback", actor="test")
+
+    body = post(api, "credits/check", agent_check(user)).json()
+
+    assert agent_reads_check(body) is False  # the agent decides from the counts, not has_credit
+    assert body["has_credit"] is False and body["reason"]
+    assert body["balance_minor"] == 20  # the stored balance stays visible
+    assert agent_reads_spend(post(api, "charges", agent_charge(user))) == (False, None)
+
+
+def test_the_agent_lets_a_user_in_on_the_daily_free_uses_then_the_free_ones(api, user, settings):
+    settings.BILLING_DAILY_FREE_USES = 2
+    funded_account(user, free_uses=1)
+
+    allowed = []
+    for n in range(4):
+        body = post(api, "credits/check", agent_check(user)).json()
+        allowed.append(agent_reads_check(body))
+        assert body["daily_free_uses_limit"] == 2
+        post(api, "charges", agent_charge(user, key=f"msg-{n}"))
+
+    assert allowed == [True, True, True, False]  # 2 daily, then 1 free, then nothing
+
+
 def test_the_agent_reads_the_users_history(api, user):
     funded_account(user, uses=2, free_uses=0)
     post(api, "charges", agent_charge(user, key="k1"))
@@ -267,6 +309,30 @@ def test_the_proxy_lets_a_new_user_call_and_charges_the_interaction_once(api, us
 
     assert [a.status_code for a in answers] == [201, 409, 409]
     assert all(proxy_charged(a) for a in answers)
+
+
+def test_the_proxys_twelve_charges_for_one_interaction_debit_once(api, user):
+    funded_account(user, uses=5, free_uses=0)
+
+    answers = [post(api, "charges", proxy_charge(user, "int-12")) for _ in range(12)]
+
+    assert all(proxy_charged(a) for a in answers)
+    assert [a.status_code for a in answers].count(201) == 1
+    assert post(api, "credits/check", proxy_check(user)).json()["credits_remaining"] == 4
+
+
+def test_the_proxys_web_searches_get_ten_free_then_no_search_credits(api, user):
+    tool_product()
+    answers = [proxy_search_allowed(post_tool(api, proxy_search_charge(user, f"search-{n}"))) for n in range(11)]
+
+    assert [ok for ok, _ in answers] == [True] * 10 + [False]
+    assert "web_search" in answers[-1][1]
+    # A retry of an answered search (same key) is a 200 with the original result: not charged again.
+    assert proxy_search_allowed(post_tool(api, proxy_search_charge(user, "search-0"))) == (True, None)
+
+
+def post_tool(api, body: dict):
+    return api.post("/v1/tools/charge", body, format="json")
 
 
 def test_the_proxy_is_refused_with_a_200_when_out_of_credit(api, user):
