@@ -34,6 +34,10 @@ GRANTS = {"small": 40, "big-1": 5000, "big-2": 5000}
 CLIENTS = 20
 LOAD_S, KILL_AT_S, RESTART_AT_S = 24.0, 7.0, 13.0
 PER_KEY = 300  # RATE_LIMIT_PER_KEY, per minute
+WORKERS = 2  # gunicorn workers per instance
+# Each worker counts in memory and sends its hits to Redis in batches (billing_site/ratelimit.py):
+# across P processes the limit holds to within 2·P·RATE_LIMIT_BATCH over (and never under).
+PROBE_SLACK = 2 * 2 * WORKERS * settings.RATE_LIMIT_BATCH
 # Each client keeps under its key's limit, as a well-behaved agent does (so a 429 is only a
 # retry, never a wait for the next window): at most 4 requests a second, 240 a minute.
 CLIENT_INTERVAL_S = 0.25
@@ -55,7 +59,9 @@ class Topology:
 
     def start(self, name: str, port: int | None = None) -> None:
         port = port or unused_port()
-        self.instances[name] = Gunicorn(port, self.env, workers=2, log_path=self.logs / f"{name}-{time.time():.0f}.log")
+        self.instances[name] = Gunicorn(
+            port, self.env, workers=WORKERS, log_path=self.logs / f"{name}-{time.time():.0f}.log"
+        )
 
 
 @pytest.fixture
@@ -145,7 +151,7 @@ class Load:
 
 
 def _probe_once(urls: list[str], api_key: str) -> Counter:
-    """PER_KEY + 20 checks with one key: the first half to one instance, then the rest to the other."""
+    """2 x PER_KEY checks with one key: PER_KEY to one instance, then PER_KEY to the other."""
     answers: Counter = Counter()
     lock = threading.Lock()
 
@@ -160,8 +166,7 @@ def _probe_once(urls: list[str], api_key: str) -> Counter:
             with lock:
                 answers[(instance, status)] += 1
 
-    half = PER_KEY // 2
-    for instance, count in ((0, half), (1, PER_KEY + 20 - half)):
+    for instance, count in ((0, PER_KEY), (1, PER_KEY)):
         threads = [threading.Thread(target=probe, args=(instance, count // 2 + count % 2 * i)) for i in range(2)]
         for thread in threads:
             thread.start()
@@ -215,7 +220,8 @@ def test_one_instance_killed_under_load_loses_and_doubles_no_charge(topology, ca
             f"{len(failures_after_kill)} failed requests (retried), failover "
             f"{max(failures_after_kill, default=0):.2f} s; restarted at {RESTART_AT_S:.0f} s, then served "
             f"{sum(1 for t, name in load.served if t > restarted_at and name == 'a')} requests; "
-            f"rate limit probe: {allowed} of {PER_KEY + 20} allowed across both instances {dict(probe)}"
+            f"rate limit probe: {allowed} of {2 * PER_KEY} allowed across both instances (limit {PER_KEY}, "
+            f"bound +{PROBE_SLACK}) {dict(probe)}"
         )
 
     # Every charge got a final answer, none was a 500 (or anything else unexpected).
@@ -243,7 +249,9 @@ def test_one_instance_killed_under_load_loses_and_doubles_no_charge(topology, ca
 
     run_command("reconcile")  # raises CommandError (exit 1) on any discrepancy
 
-    # One Redis for both instances: the key's limit holds across them. The second instance
-    # allowed only what the first left (per-process counters would have allowed it all).
-    assert allowed == PER_KEY
-    assert (probe[(0, 200)], probe[(1, 200)], probe[(1, 429)]) == (PER_KEY // 2, PER_KEY - PER_KEY // 2, 20)
+    # One Redis for both instances: the key's limit holds across them, within the batching
+    # bound. The second instance refused most of its share (per-process counters would have
+    # allowed all 2 x PER_KEY).
+    assert PER_KEY <= allowed <= PER_KEY + PROBE_SLACK
+    assert probe[(0, 200)] == PER_KEY
+    assert probe[(1, 429)] >= PER_KEY - PROBE_SLACK
