@@ -147,6 +147,19 @@ def test_an_aggregate_of_a_single_call_is_not_added_to_the_per_call_post(api, us
     assert (record.total_llm_calls, record.actual_cost_cents) == (1, Decimal("1.2345"))
 
 
+@pytest.mark.parametrize("aggregate_first", [False, True])
+def test_a_cheap_one_call_interactions_aggregate_is_not_a_second_call(api, user, aggregate_first):
+    # One call of 0.0421 cents, then the interaction goes stale: the proxy posts its totals
+    # with int(0.0421) = 0 cents, a body that looks like a per-call post without a cost.
+    posts = [per_call(user), aggregated(user, calls=1)]
+    for body in reversed(posts) if aggregate_first else posts:
+        assert post(api, body).status_code == 201
+
+    record = the_record()
+    assert (record.total_llm_calls, record.total_prompt_tokens) == (1, 1200)
+    assert record.actual_cost_cents == Decimal("0.0421")
+
+
 def test_per_call_posts_of_calls_without_a_reported_cost_are_each_counted(api, user):
     # The proxy sends the integer 0 when the provider reported no cost (`response_cost or 0`).
     for _ in range(3):

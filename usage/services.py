@@ -36,50 +36,75 @@ class UsagePost:
     cost_is_integer: bool = False
 
     @property
-    def is_per_call(self) -> bool:
-        """A report of one LLM call, as the proxy sends after every call; otherwise an aggregate.
+    def kind(self) -> str:
+        """PER_CALL, AGGREGATE or ONE_CALL_INTEGER (which of the two cannot be told from the body).
 
-        The proxy's per-call posts carry total_llm_calls 1 and `round(cost, 4)`: a JSON float, or
-        the integer 0 when the provider reported no cost. Its aggregated posts carry the totals so
-        far with integer cents (`int(cost)`). So a post of one call with a whole, non-zero number
-        of cents is an aggregate (a one-call interaction gone stale), not a second call. A one-call
-        aggregate of under a cent (int 0) cannot be told from a per-call post and is counted as one.
+        The proxy's per-call posts carry total_llm_calls 1 and `round(cost, 4)`: a JSON float,
+        or the integer 0 when the provider reported no cost. Its aggregated posts carry the
+        totals so far with integer cents (`int(cost)`), so an aggregate of a one-call
+        interaction (gone stale, continued) is also one call with an integer cost.
         """
         if self.total_llm_calls != 1:
-            return False
-        return not (self.cost_is_integer and self.actual_cost_cents > 0)
+            return AGGREGATE
+        return ONE_CALL_INTEGER if self.cost_is_integer else PER_CALL
+
+
+PER_CALL, AGGREGATE, ONE_CALL_INTEGER = "per_call", "aggregate", "one_call_integer"
 
 
 def _empty() -> dict[str, Any]:
     return {"posts": 0, **dict.fromkeys(COUNT_FIELDS, 0), COST: "0"}
 
 
+def _add(bucket: dict[str, Any], post: UsagePost) -> None:
+    for name in COUNT_FIELDS:
+        bucket[name] += getattr(post, name)
+    bucket[COST] = str(Decimal(bucket[COST]) + post.actual_cost_cents)
+
+
+def _keep_largest(bucket: dict[str, Any], post: UsagePost) -> None:
+    for name in COUNT_FIELDS:
+        bucket[name] = max(bucket[name], getattr(post, name))
+    bucket[COST] = str(max(Decimal(bucket[COST]), post.actual_cost_cents))
+
+
 def merge_post(record: UsageRecord, post: UsagePost) -> None:
-    """Fold one post into the record's two sources, then recompute the totals.
+    """Fold one post into the record's sources, then recompute the totals from them.
 
     The rule that never counts a call twice: per-call posts each describe a distinct call, so
     they are summed; an aggregated post describes the calls so far (including calls whose
-    per-call posts may or may not have arrived), so only the largest value of each field across
-    aggregates is kept. Each total is then the larger of the two, field by field:
-    total = max(sum of per-call posts, largest aggregate). Posts may arrive in any order, and
-    the result is the same whatever the order. models_used is the union (first seen first).
+    per-call posts may or may not have arrived), so only the largest value of each field
+    across aggregates is kept. A one-call post with an integer cost is either: it is kept both
+    summed and as its largest, and counts as an aggregate once the interaction has a per-call
+    post with a fractional cost (the proxy sends those whenever a provider reports a cost),
+    else as per-call posts (an interaction whose calls reported no cost). Each total is then
+    max(per-call sum, largest aggregate), field by field: the same in any arrival order.
+    models_used is the union (first seen first).
     """
     per_call = {**_empty(), **record.per_call}
     aggregate = {**_empty(), **record.aggregate}
-    if post.is_per_call:
+    ambiguous = record.aggregate.get(ONE_CALL_INTEGER) or {"sum": _empty(), "largest": _empty()}
+    kind = post.kind
+    if kind == PER_CALL:
         per_call["posts"] += 1
-        for name in COUNT_FIELDS:
-            per_call[name] += getattr(post, name)
-        per_call[COST] = str(Decimal(per_call[COST]) + post.actual_cost_cents)
-    else:
+        _add(per_call, post)
+    elif kind == AGGREGATE:
         aggregate["posts"] += 1
-        for name in COUNT_FIELDS:
-            aggregate[name] = max(aggregate[name], getattr(post, name))
-        aggregate[COST] = str(max(Decimal(aggregate[COST]), post.actual_cost_cents))
-    record.per_call, record.aggregate = per_call, aggregate
+        _keep_largest(aggregate, post)
+    else:
+        ambiguous["sum"]["posts"] += 1
+        _add(ambiguous["sum"], post)
+        _keep_largest(ambiguous["largest"], post)
+    record.per_call, record.aggregate = per_call, {**aggregate, ONE_CALL_INTEGER: ambiguous}
+    if per_call["posts"]:
+        summed, largest = per_call, dict(aggregate)
+        for name in (*COUNT_FIELDS, COST):
+            largest[name] = max(Decimal(largest[name]), Decimal(ambiguous["largest"][name]))
+    else:
+        summed, largest = ambiguous["sum"], aggregate
     for name in COUNT_FIELDS:
-        setattr(record, name, max(per_call[name], aggregate[name]))
-    record.actual_cost_cents = max(Decimal(per_call[COST]), Decimal(aggregate[COST]))
+        setattr(record, name, max(int(summed[name]), int(largest[name])))
+    record.actual_cost_cents = max(Decimal(summed[COST]), Decimal(largest[COST]))
     models = list(record.models_used or [])
     for model in post.models_used:
         if model not in models and len(models) < MAX_MODELS:
@@ -110,7 +135,7 @@ def usage_record(*, identity: Identity, actor: str, post: UsagePost) -> UsageRec
         extra={
             "account_id": str(account.pk),
             "usage_log_id": record.pk,
-            "per_call": post.is_per_call,
+            "kind": post.kind,
             "total_llm_calls": record.total_llm_calls,
         },
     )
