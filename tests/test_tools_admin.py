@@ -174,3 +174,11 @@ def test_an_unknown_account_is_a_form_error(web_search):
 
     assert response.status_code == 200
     assert "No such account." in response.content.decode()
+
+
+def test_forged_allowance_ids_in_the_grant_form_are_ignored_not_a_500(used):
+    client = login(*VIEW, "tools.grant_tool_allowance")
+
+    page = client.post(GRANT_URL, {"ids": f"\u00b2,{used.pk}x,99999999999999999999999,\u0663"})
+
+    assert page.status_code == 200  # the form for one account and product: nothing selected

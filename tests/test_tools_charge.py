@@ -13,7 +13,7 @@ from accounts.models import Account, AccountStatus
 from accounts.services import account_set_status
 from ledger.models import EntryKind, LedgerEntry
 from tests.factories import funded_account, tool_product
-from tools.models import ToolAllowance, ToolCharge
+from tools.models import ToolAllowance, ToolCharge, ToolProduct
 
 pytestmark = pytest.mark.django_db
 
@@ -259,3 +259,14 @@ def test_a_retry_after_the_account_was_suspended_still_answers_the_original(api,
 
     assert (again.status_code, again.json()) == (200, first)
     assert new.status_code == 403
+
+
+def test_a_retry_after_the_product_was_deactivated_still_answers_the_original(api, user):
+    first = api.post(URL, body(user, "k-1"), format="json").json()
+    ToolProduct.objects.filter(product_type="web_search").update(active=False)
+
+    again = api.post(URL, body(user, "k-1"), format="json")
+    new = api.post(URL, body(user, "k-2"), format="json")
+
+    assert (again.status_code, again.json()) == (200, first)
+    assert new.status_code == 422

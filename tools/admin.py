@@ -4,6 +4,7 @@ a confirmation form behind `tools.grant_tool_allowance` that calls the grant ser
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import admin, messages
@@ -92,7 +93,8 @@ class ToolAllowanceAdmin(admin.ModelAdmin):
         """Grant free uses to the selected allowances (ids) or to one account and product."""
         if not self.has_grant_permission(request):
             raise PermissionDenied
-        ids = [i for i in request.POST.get("ids", "").split(",") if i.isdigit()]
+        # ASCII digits only (str.isdigit() takes "²", which int() refuses: a 500).
+        ids = [i for i in request.POST.get("ids", "").split(",") if re.fullmatch(r"[0-9]{1,18}", i)]
         selected = list(ToolAllowance.objects.filter(pk__in=ids).select_related("account", "product"))
         form_class = GrantToolUsesForm if selected else GrantToolUsesToAccountForm
         if request.method != "POST" or "confirm" not in request.POST:

@@ -117,12 +117,13 @@ def tool_charge_create(*, identity: Identity, product_type: str, idempotency_key
     Raises UnknownProduct (422), IdempotencyMismatch (422: the key was used for another
     product), AccountInactive (403) and ToolCreditsExhausted (402).
     """
-    product = product_for(product_type)
-    if product is None:
-        raise UnknownProduct(product_type)
+    # A retry answers its original result even if the product was deactivated since.
     existing = tool_charge_for_key(identity, idempotency_key)
     if existing is not None:
         return _replay(existing, product_type)
+    product = product_for(product_type)
+    if product is None:
+        raise UnknownProduct(product_type)
     try:
         with transaction.atomic():
             account = lock_account(identity=identity, actor=actor)
