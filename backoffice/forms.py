@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django import forms
 
 from accounts.models import Scope
+from billing_site.admin_base import IdempotentForm
 from ledger.models import EntryKind
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Recorded on the ledger."
-    )
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
-
-
-class IdempotentForm(ReasonForm):
-    # Generated when the confirmation page is rendered: submitting the same page twice
-    # (double click, back and resubmit) grants once.
-    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("initial", {})
-        kwargs["initial"].setdefault("idempotency_key", f"admin:{uuid.uuid4()}")  # type: ignore[union-attr]
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class GrantCreditsForm(IdempotentForm):

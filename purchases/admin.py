@@ -7,11 +7,12 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from billing_site.admin_base import ReadOnlyAdmin
 from purchases.models import Reversal
 
 
 @admin.register(Reversal)
-class ReversalAdmin(admin.ModelAdmin):
+class ReversalAdmin(ReadOnlyAdmin):
     """Written only by the webhook's reversal service: viewable, never added, edited or deleted here."""
 
     list_display = [
@@ -33,12 +34,3 @@ class ReversalAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Reversal._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -13,20 +13,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from accounts.models import Account
+from billing_site.admin_base import ReadOnlyAdmin, admin_link
 from billing_site.errors import BillingError
 from tools.forms import GrantToolUsesForm, GrantToolUsesToAccountForm
 from tools.models import ToolAllowance, ToolCharge, ToolProduct
 from tools.services import tool_allowance_grant
 
 GRANT_PERMISSION = "tools.grant_tool_allowance"
-
-
-def _link(obj: Any, text: object | None = None) -> str:
-    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, text if text is not None else obj)
 
 
 @admin.register(ToolProduct)
@@ -49,7 +44,7 @@ class ToolProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(ToolAllowance)
-class ToolAllowanceAdmin(admin.ModelAdmin):
+class ToolAllowanceAdmin(ReadOnlyAdmin):
     list_display = ["account_link", "product", "free_remaining", "topped_up_on", "total_uses", "updated_at"]
     list_filter = ["product"]
     search_fields = ["account__external_id", "account__email", "account__id__exact"]
@@ -60,21 +55,12 @@ class ToolAllowanceAdmin(admin.ModelAdmin):
     change_list_template = "admin/tools/toolallowance/change_list.html"
     actions = ["grant_free_uses"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_grant_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(GRANT_PERMISSION)
 
     @admin.display(description="account", ordering="account")
     def account_link(self, obj: ToolAllowance) -> str:
-        return _link(obj.account)
+        return admin_link(obj.account)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         extra_context = {**(extra_context or {}), "may_grant": self.has_grant_permission(request)}
@@ -152,7 +138,7 @@ class ToolAllowanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(ToolCharge)
-class ToolChargeAdmin(admin.ModelAdmin):
+class ToolChargeAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "account_link", "product", "used_free", "cost_minor", "idempotency_key"]
     list_filter = ["product", "used_free", "created_at"]
     search_fields = ["=idempotency_key", "id__exact", "account__external_id", "account__id__exact"]
@@ -160,15 +146,6 @@ class ToolChargeAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description="account", ordering="account")
     def account_link(self, obj: ToolCharge) -> str:
-        return _link(obj.account)
+        return admin_link(obj.account)

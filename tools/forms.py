@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from backoffice.forms import IdempotentForm
+from billing_site.admin_base import IdempotentForm
 from tools.models import ToolProduct
 
 

@@ -17,6 +17,7 @@ from accounts.models import Account, AccountStatus
 from accounts.services import account_grant, account_set_status, uses_to_minor
 from backoffice import forms
 from backoffice.admin.base import GRANT_PERMISSION, SUSPEND_PERMISSION
+from billing_site.admin_base import ReasonForm
 from ledger.models import EntryKind, LedgerEntry
 
 # What an action reports per account: the message and its level (django.contrib.messages).
@@ -28,7 +29,7 @@ class AccountAction:
     name: str  # in the URL: /admin/accounts/account/<id>/actions/<name>/
     title: str
     permission: str
-    form: type[forms.ReasonForm]
+    form: type[ReasonForm]
     run: Callable[[Account, str, dict[str, Any]], Report]  # (account, actor, cleaned form data)
     target_status: AccountStatus | None = None  # set for status changes
     on_closed: bool = False  # offered on a closed account (only what may settle it)
@@ -86,7 +87,7 @@ def _status_action(name: str, title: str, status: AccountStatus) -> AccountActio
         account_set_status(account_id=account.pk, status=status, reason=data["reason"], actor=actor)
         return f"{account}: now {status.label.lower()}.", messages.INFO
 
-    return AccountAction(name, title, SUSPEND_PERMISSION, forms.ReasonForm, run, target_status=status)
+    return AccountAction(name, title, SUSPEND_PERMISSION, ReasonForm, run, target_status=status)
 
 
 ACCOUNT_ACTIONS: dict[str, AccountAction] = {

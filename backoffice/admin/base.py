@@ -6,34 +6,16 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
 
+from billing_site.admin_base import ReadOnlyAdmin, admin_link
 from ledger.models import LedgerEntry
+
+__all__ = ["GRANT_PERMISSION", "SUSPEND_PERMISSION", "AccountRecordAdmin", "ReadOnlyAdmin", "admin_link"]
 
 GRANT_PERMISSION = "accounts.grant_credits"
 SUSPEND_PERMISSION = "accounts.suspend_account"
-
-
-def admin_link(obj: Any, text: object | None = None) -> str:
-    if obj is None:
-        return "-"
-    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, text if text is not None else obj)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records that only services write: viewable, never added, edited or deleted here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class AccountRecordAdmin(ReadOnlyAdmin):
