@@ -222,8 +222,11 @@ def account_set_status(*, account_id: uuid.UUID | str, status: AccountStatus, re
             reason=reason,
             details={"from": previous, "to": str(status)},
         )
-    logger.info(
-        "account status changed",
-        extra={"account_id": str(account.pk), "status": str(status), "actor": actor, "reason": reason},
+    # Said once the change is really there (a caller's outer transaction may still roll back).
+    transaction.on_commit(
+        lambda: logger.info(
+            "account status changed",
+            extra={"account_id": str(account.pk), "status": str(status), "actor": actor, "reason": reason},
+        )
     )
     return account

@@ -366,16 +366,20 @@ def _post(
 def _chargeback_shortfall(*, account: Account, purchase: Purchase, settlement: Settlement, event_id: str) -> None:
     """A chargeback found the credit already spent: the fraud signal (log, metric, optional suspension)."""
     shortfall = settlement.chargeback_shortfall_minor
-    logger.warning(
-        "chargeback left a shortfall: the credit was already spent",
-        extra={
-            "account_id": str(account.pk),
-            "purchase_id": str(purchase.pk),
-            "shortfall_minor": shortfall,
-            "stripe_event": event_id,
-        },
-    )
-    metrics.observe_chargeback_shortfall(amount_minor=shortfall)
+
+    def signal() -> None:  # after commit: a delivery that rolls back (and is retried) says nothing
+        logger.warning(
+            "chargeback left a shortfall: the credit was already spent",
+            extra={
+                "account_id": str(account.pk),
+                "purchase_id": str(purchase.pk),
+                "shortfall_minor": shortfall,
+                "stripe_event": event_id,
+            },
+        )
+        metrics.observe_chargeback_shortfall(amount_minor=shortfall)
+
+    transaction.on_commit(signal)
     if settings.BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL and account.status == AccountStatus.ACTIVE:
         account_set_status(
             account_id=account.pk,
