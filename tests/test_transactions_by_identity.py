@@ -98,6 +98,17 @@ def test_status_changes_are_not_transactions(api, user):
     assert [t["transaction_type"] for t in history(api, user).json()["transactions"]] == ["free_uses_granted"]
 
 
+def test_daily_free_use_top_ups_are_not_transactions_but_the_charges_they_pay_are(api, user, settings):
+    settings.BILLING_DAILY_FREE_USES = 2
+    api.post(
+        "/v1/billing/charges", {**user, "amount_minor": 100, "currency": "USD", "idempotency_key": "k"}, format="json"
+    )
+
+    kinds = [t["transaction_type"] for t in history(api, user).json()["transactions"]]
+
+    assert kinds == ["charge", "free_uses_granted"]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

@@ -37,15 +37,16 @@ def account_usage(*, account_id: uuid.UUID | str) -> QuerySet[UsageRecord]:
 def identity_transactions(*, identity: Identity, limit: int, offset: int) -> tuple[list[LedgerEntry], int]:
     """A page of the identity's ledger, newest first, and the total count (no account: none).
 
-    A read never creates an account. Status changes (zero-delta audit entries) are not
-    transactions and are left out.
+    A read never creates an account. Status changes (zero-delta audit entries) and the daily
+    free-use top-ups (one a day per account: noise in a user's history) are not transactions
+    and are left out.
     """
     account = account_for_identity(identity=identity)
     if account is None:
         return [], 0
     entries = (
         LedgerEntry.objects.filter(account=account)
-        .exclude(kind=EntryKind.STATUS_CHANGE)
+        .exclude(kind__in=[EntryKind.STATUS_CHANGE, EntryKind.DAILY_FREE_USES_GRANTED])
         .select_related("charge", "purchase")
         .order_by("-id")
     )
