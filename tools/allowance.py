@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date
-
-from django.utils import timezone
-
+from accounts.daily import utc_today
 from tools.models import ToolProduct
 
-
-def utc_today() -> date:
-    return timezone.now().astimezone(UTC).date()
+__all__ = ["daily_topup", "paid_uses", "utc_today"]
 
 
 def daily_topup(*, product: ToolProduct, free_remaining: int) -> int:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts.identity import Identity
-from accounts.models import Account, AccountStatus
+from accounts.models import Account
 from accounts.selectors import account_for_identity
 from tools.allowance import daily_topup, paid_uses, utc_today
 from tools.models import ToolAllowance, ToolCharge, ToolProduct
@@ -69,7 +68,7 @@ def free_remaining_now(*, allowance: ToolAllowance | None, product: ToolProduct)
 def _balance(*, account: Account | None, product: ToolProduct, allowance: ToolAllowance | None) -> ToolBalance:
     total_uses = allowance.total_uses if allowance is not None else 0
     price = product.effective_price_minor
-    if account is not None and account.status != AccountStatus.ACTIVE:
+    if account is not None and not account.is_active:
         # Inactive accounts report nothing usable (the stored numbers stay in the admin).
         return ToolBalance(product.product_type, 0, 0, 0, price, total_uses)
     balance_minor = account.balance_minor if account is not None else 0
@@ -77,7 +76,7 @@ def _balance(*, account: Account | None, product: ToolProduct, allowance: ToolAl
         product_type=product.product_type,
         free_remaining=free_remaining_now(allowance=allowance, product=product),
         paid_credits=paid_uses(balance_minor=balance_minor, product=product),
-        main_pool_credits=balance_minor // settings.BILLING_USE_PRICE_MINOR,
+        main_pool_credits=account.credits_remaining if account is not None else 0,
         price_minor=price,
         total_uses=total_uses,
     )

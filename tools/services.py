@@ -16,7 +16,7 @@ from functools import partial
 from django.db import IntegrityError, transaction
 
 from accounts.identity import Identity
-from accounts.models import Account, AccountStatus
+from accounts.models import Account
 from accounts.services import account_remember_last_seen, lock_account
 from billing_site.errors import AccountInactive, IdempotencyMismatch, InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
@@ -224,7 +224,7 @@ def tool_allowance_grant(
             existing = LedgerEntry.objects.filter(account=account, idempotency_key=idempotency_key).first()
             if existing is not None:
                 return ToolGrantOutcome(entry=existing, replayed=True)
-            if account.status == AccountStatus.CLOSED:
+            if not account.takes_new_credit:
                 raise InvalidOperation(f"Account {account} is closed: it takes no new credit.")
             allowance = _lock_allowance(account=account, product=product, actor=actor)
             if allowance.free_remaining + free_uses > MAX_COUNT:
