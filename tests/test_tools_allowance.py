@@ -127,9 +127,10 @@ def test_a_staff_grant_is_idempotent_on_its_key_and_recorded(web_search):
         account_id=account.pk, product=web_search, free_uses=5, reason="support", actor="staff:s", idempotency_key="k"
     )
 
-    assert not first.replayed and again.replayed and again.entry == first.entry
-    assert first.entry.kind == EntryKind.TOOL_GRANT
-    assert first.entry.details == {"product": "web_search", "source": "staff", "free_delta": 5, "free_after": 15}
+    (entry, created), (again_entry, again_created) = first, again
+    assert created and not again_created and again_entry == entry
+    assert entry.kind == EntryKind.TOOL_GRANT
+    assert entry.details == {"product": "web_search", "source": "staff", "free_delta": 5, "free_after": 15}
     assert ToolAllowance.objects.get(account=account).free_remaining == 15
 
 

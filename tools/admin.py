@@ -102,7 +102,7 @@ class ToolAllowanceAdmin(ReadOnlyAdmin):
             # One key per allowance, derived from the form's: resubmitting the page grants nothing twice.
             key = f"{data['idempotency_key']}:{account.pk}:{product.product_type}"
             try:
-                outcome = tool_allowance_grant(
+                entry, created = tool_allowance_grant(
                     account_id=account.pk,
                     product=product,
                     free_uses=data["free_uses"],
@@ -113,7 +113,7 @@ class ToolAllowanceAdmin(ReadOnlyAdmin):
             except BillingError as refused:
                 self.message_user(request, f"{account}: {refused.detail}", messages.ERROR)
                 continue
-            if outcome.replayed:
+            if not created:
                 self.message_user(
                     request, f"{account}: already granted by this form; nothing changed.", messages.WARNING
                 )
@@ -121,7 +121,7 @@ class ToolAllowanceAdmin(ReadOnlyAdmin):
                 self.message_user(
                     request,
                     f"{account}: granted {data['free_uses']} free {product.product_type} uses "
-                    f"(ledger entry #{outcome.entry.pk}).",
+                    f"(ledger entry #{entry.pk}).",
                 )
         return HttpResponseRedirect(reverse("admin:tools_toolallowance_changelist"))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from functools import partial
 
 from django.db import IntegrityError, transaction
@@ -28,12 +27,6 @@ from tools.models import ToolAllowance, ToolCharge, ToolProduct
 from tools.selectors import product_for, tool_charge_for_key
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ToolChargeOutcome:
-    charge: ToolCharge
-    replayed: bool
 
 
 def _grant_entry(
@@ -100,19 +93,21 @@ def _lock_allowance(*, account: Account, product: ToolProduct, actor: str) -> To
     return allowance
 
 
-def _replay(existing: ToolCharge, product_type: str) -> ToolChargeOutcome:
+def _replay(existing: ToolCharge, product_type: str) -> tuple[ToolCharge, bool]:
     if existing.product.product_type != product_type:
         raise IdempotencyMismatch(
             "This idempotency key was already used for another product.",
             extra={"tool_charge_id": str(existing.pk), "product_type": existing.product.product_type},
             account_id=existing.account_id,
         )
-    return ToolChargeOutcome(charge=existing, replayed=True)
+    return existing, False
 
 
-def tool_charge_create(*, identity: Identity, product_type: str, idempotency_key: str, actor: str) -> ToolChargeOutcome:
+def tool_charge_create(
+    *, identity: Identity, product_type: str, idempotency_key: str, actor: str
+) -> tuple[ToolCharge, bool]:
     """Charge one use of a tool: a free use while the allowance lasts, else its price from
-    the paid balance. A retry with the key returns the original charge (replayed=True).
+    the paid balance. Returns (charge, created): a retry with the key returns the original charge, created False.
 
     Raises UnknownProduct (422), IdempotencyMismatch (422: the key was used for another
     product), AccountInactive (403) and ToolCreditsExhausted (402).
@@ -200,20 +195,14 @@ def tool_charge_create(*, identity: Identity, product_type: str, idempotency_key
             "cost_minor": cost,
         },
     )
-    return ToolChargeOutcome(charge=charge, replayed=False)
-
-
-@dataclass(frozen=True)
-class ToolGrantOutcome:
-    entry: LedgerEntry
-    replayed: bool
+    return charge, True
 
 
 def tool_allowance_grant(
     *, account_id: uuid.UUID | str, product: ToolProduct, free_uses: int, reason: str, actor: str, idempotency_key: str
-) -> ToolGrantOutcome:
+) -> tuple[LedgerEntry, bool]:
     """Staff grant of free uses of a tool (above the cap if they say so), idempotent on the
-    key: a second submission of the same form grants nothing (replayed=True)."""
+    key: returns (entry, created); a second submission of the same form grants nothing (created False)."""
     if free_uses <= 0:
         raise InvalidOperation("A tool grant must add at least one free use.")
     if not reason.strip():
@@ -223,7 +212,7 @@ def tool_allowance_grant(
             account = Account.objects.select_for_update().get(pk=account_id)
             existing = LedgerEntry.objects.filter(account=account, idempotency_key=idempotency_key).first()
             if existing is not None:
-                return ToolGrantOutcome(entry=existing, replayed=True)
+                return existing, False
             if not account.takes_new_credit:
                 raise InvalidOperation(f"Account {account} is closed: it takes no new credit.")
             allowance = _lock_allowance(account=account, product=product, actor=actor)
@@ -243,9 +232,9 @@ def tool_allowance_grant(
         existing = LedgerEntry.objects.filter(account_id=account_id, idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return ToolGrantOutcome(entry=existing, replayed=True)
+        return existing, False
     logger.info(
         "tool allowance granted",
         extra={"account_id": str(account.pk), "product": product.product_type, "free_uses": free_uses, "actor": actor},
     )
-    return ToolGrantOutcome(entry=entry, replayed=False)
+    return entry, True

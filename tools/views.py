@@ -112,7 +112,7 @@ class ToolChargeView(APIView):
         identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
         product_type = data["product_type"]
         try:
-            outcome = tool_charge_create(
+            charge, created = tool_charge_create(
                 identity=identity,
                 product_type=product_type,
                 idempotency_key=data["idempotency_key"],
@@ -121,8 +121,7 @@ class ToolChargeView(APIView):
         except BillingError as refused:
             metrics.observe_tool_refusal(refused, product=product_type)
             raise
-        charge = outcome.charge
-        if outcome.replayed:
+        if not created:
             metrics.observe_tool_charge(product=product_type, result="duplicate")
         else:
             result = "free" if charge.used_free else "paid"
