@@ -83,7 +83,7 @@ class Reversal(models.Model):
     """One Stripe Refund or Dispute against a purchase: its latest known state, and what it moved.
 
     The credit a purchase loses is a function of the latest state of each of its reversals
-    (purchases.reversals.settle), never of the order Stripe delivered the events in. Each
+    (purchases.settlement.settle), never of the order Stripe delivered the events in. Each
     row remembers the credit it claims now (`claimed_minor`), what it really debited and
     gave back, and the part of its claim the balance could not cover (`shortfall_minor`,
     credit already spent): always claimed = debited - returned + shortfall. A give-back is

@@ -9,7 +9,7 @@ from accounts.serializers import IdentityIn
 from billing_site.fields import StrictIntegerField, optional_identifier
 from purchases.models import Purchase, PurchaseStatus
 from purchases.packs import MAX_QUANTITY
-from purchases.reversals import credit_taken_back
+from purchases.settlement import credit_taken_back
 
 
 class PurchaseIn(IdentityIn):
