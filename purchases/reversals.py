@@ -3,7 +3,7 @@
 Every event about a purchase's refunds or disputes (refund.created / updated / failed,
 charge.refund.updated, charge.refunded, charge.dispute.*) records the state it shows of
 each Refund or Dispute (one Reversal row per Stripe id, an older state never replacing a
-newer one: purchases.reversal_states), then `settle` recomputes, from the latest state of
+newer one: purchases.reversal_states), then `purchases.settlement.settle` recomputes, from the latest state of
 every reversal of the purchase, the credit each one should take, and posts the
 differences. So the credit lost is a function of where each Refund and Dispute ended,
 never of the order Stripe delivered the events in:
