@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from accounts.auth import principal
 from accounts.identity import identity_from
 from accounts.models import Scope
-from accounts.views import LedgerPagination, visible_account
+from accounts.views import visible_account
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error
+from billing_site.pagination import NewestFirstCursorPagination
 from usage import selectors, services
 from usage.models import UsageRecord
 from usage.parsers import DecimalJSONParser
@@ -99,7 +100,7 @@ class AccountUsageView(generics.ListAPIView):
 
     required_scope = Scope.READ
     serializer_class = UsageOut
-    pagination_class = LedgerPagination
+    pagination_class = NewestFirstCursorPagination
 
     def get_queryset(self) -> QuerySet[UsageRecord]:
         account = visible_account(self.request, self.kwargs["account_id"])
