@@ -24,7 +24,7 @@ from django.db.models import QuerySet
 
 
 class _Compiled:
-    __slots__ = ("sql", "slots", "converters")
+    __slots__ = ("converters", "slots", "sql")
 
     def __init__(self, sql: str, slots: list[tuple[bool, Any]], converters: list[tuple[int, list[Any], Any]]):
         self.sql, self.slots, self.converters = sql, slots, converters

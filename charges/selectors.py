@@ -17,12 +17,12 @@ _CHARGE_PK = len(ACCOUNT_COLUMNS) + _CHARGE_COLUMNS.index(Charge._meta.pk.attnam
 # Account LEFT JOIN its charge on the (account, key) unique index, compiled once
 # (billing_site.prepared: building this join costs 1 ms of CPU per charge otherwise).
 _ACCOUNT_AND_CHARGE = PreparedQuery(
-    lambda tenant_id, oauth_provider, external_id, idempotency_key: Account.objects.filter(
-        tenant_id=tenant_id, oauth_provider=oauth_provider, external_id=external_id
-    )
-    .annotate(replay=FilteredRelation("charges", condition=Q(charges__idempotency_key=idempotency_key)))
-    .order_by()
-    .values_list(*ACCOUNT_COLUMNS, *(f"replay__{name}" for name, _ in _CHARGE_FIELDS)),
+    lambda tenant_id, oauth_provider, external_id, idempotency_key: (
+        Account.objects.filter(tenant_id=tenant_id, oauth_provider=oauth_provider, external_id=external_id)
+        .annotate(replay=FilteredRelation("charges", condition=Q(charges__idempotency_key=idempotency_key)))
+        .order_by()
+        .values_list(*ACCOUNT_COLUMNS, *(f"replay__{name}" for name, _ in _CHARGE_FIELDS))
+    ),
     ["tenant_id", "oauth_provider", "external_id", "idempotency_key"],
 )
 
