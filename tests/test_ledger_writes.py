@@ -79,3 +79,21 @@ def test_a_stale_account_writes_no_row_at_all(user):
     assert not Charge.objects.exists()
     assert not LedgerEntry.objects.filter(kind__in=["charge", "daily_free_uses_granted"]).exists()
     assert Account.objects.get(pk=stale.pk).balance_minor == 300
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_other_databases_write_the_same_rows_through_the_orm(user, monkeypatch, vendor):
+    from django.db import connection
+
+    if vendor == "other":
+        monkeypatch.setattr(connection, "vendor", "sqlite")  # make run's SQLite takes the ORM path
+    account = funded_account(user, uses=2, free_uses=0)
+    charge = a_charge(account, metadata={"k": "v"})
+
+    with transaction.atomic():
+        ledger_post_many(account=account, actor="api_key:test", movements=charge_movements(charge), companion=charge)
+
+    stored = Charge.objects.get(pk=charge.pk)
+    assert (stored.metadata, stored.balance_after_minor, stored.description) == ({"k": "v"}, 100, charge.description)
+    charged, top_up = LedgerEntry.objects.filter(account=account).order_by("-id")[:2]
+    assert (top_up.kind, charged.kind, charged.charge_id) == ("daily_free_uses_granted", "charge", charge.pk)
