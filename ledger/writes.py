@@ -66,6 +66,8 @@ def write_movement(
     entries as saved (with their ids), or None when the row did not match (nothing was
     written). Call inside the caller's transaction.
     """
+    if not entries:
+        raise ValueError("a movement writes at least one ledger entry")
     model = type(account)
     using = router.db_for_write(model)
     connection = connections[using]
