@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -12,6 +13,7 @@ from accounts.daily import daily_free_uses_limit, daily_free_uses_on, utc_today
 from accounts.identity import Identity
 from accounts.models import Account
 from billing_site.errors import insufficient_credits_detail
+from billing_site.prepared import PreparedQuery
 from ledger.models import LedgerEntry
 
 NO_CREDIT_REASON = "No free uses or credits remaining"
@@ -92,19 +94,35 @@ def credit_status(
     )
 
 
-def account_for_identity(*, identity: Identity, for_update: bool = False) -> Account | None:
-    """The identity's account (locked for the current transaction with for_update), or None.
+# Every column of an account row, in the order `account_from_row` expects.
+ACCOUNT_COLUMNS = tuple(field.attname for field in Account._meta.concrete_fields)
 
-    One lookup on the unique (tenant_id, oauth_provider, external_id) index: this runs on
-    every credit check.
-    """
-    queryset = Account.objects.filter(identity.lookup())
+
+def account_from_row(row: tuple[Any, ...], *, using: str = "default") -> Account:
+    """An Account built from ACCOUNT_COLUMNS' values, as the ORM builds one it loaded."""
+    return Account.from_db(using, ACCOUNT_COLUMNS, row)
+
+
+# Every credit check: one lookup on the unique (tenant_id, oauth_provider, external_id)
+# index, compiled once (billing_site.prepared: 0.3 ms of CPU per check otherwise).
+_ACCOUNT_BY_IDENTITY = PreparedQuery(
+    lambda tenant_id, oauth_provider, external_id: (
+        Account.objects.filter(tenant_id=tenant_id, oauth_provider=oauth_provider, external_id=external_id)
+        .order_by()
+        .values_list(*ACCOUNT_COLUMNS)
+    ),
+    ["tenant_id", "oauth_provider", "external_id"],
+)
+
+
+def account_for_identity(*, identity: Identity, for_update: bool = False) -> Account | None:
+    """The identity's account (locked for the current transaction with for_update), or None."""
     if for_update:
-        queryset = queryset.select_for_update()
-    try:
-        return queryset.get()
-    except Account.DoesNotExist:
-        return None
+        return Account.objects.select_for_update().filter(identity.lookup()).first()
+    rows = _ACCOUNT_BY_IDENTITY.rows(
+        tenant_id=identity.tenant_id, oauth_provider=identity.oauth_provider, external_id=identity.external_id
+    )
+    return account_from_row(rows[0]) if rows else None
 
 
 def accounts_visible_to(*, tenant_id: str) -> QuerySet[Account]:

@@ -36,7 +36,7 @@ django.setup()
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 USERS = int(os.environ.get("BENCH_USERS", "10000"))
 
 
@@ -118,32 +118,61 @@ def old_allows(self: object, scope: str) -> bool:
     return any(SCOPE_RANK.get(Scope(s), 0) >= rank for s in self.scopes if s in Scope.values)  # type: ignore[attr-defined]
 
 
-VARIANTS: list[tuple[str, dict[str, object], bool]] = [
-    ("as deployed (Redis, batched rate-limit counts, logs on a thread)", {}, False),
-    ("rate-limit counts sent every request (RATE_LIMIT_BATCH=1)", {"RATE_LIMIT_BATCH": 1}, False),
-    ("rate limits off", {"RATE_LIMIT_ENABLED": False}, False),
-    ("no middleware at all", {"MIDDLEWARE": []}, False),
-    ("scope check through Scope.values (before)", {}, True),
+def orm_rows(self: object, using: str = "default", **values: str) -> list[tuple[object, ...]]:
+    """billing_site.prepared off: the same QuerySet built and compiled by the ORM on every call."""
+    return list(self._build(**values).using(using))  # type: ignore[attr-defined]
+
+
+def orm_write(**kwargs: object) -> object:
+    """ledger.writes' one statement off: the UPDATE, bulk_create and create through the ORM."""
+    from ledger import writes
+
+    return writes._write_with_orm(**kwargs)  # type: ignore[arg-type]
+
+
+def patches() -> dict[str, tuple[object, str, object]]:
+    """Name -> (object, attribute, replacement): the speed measures that are code, not settings."""
+    from accounts import auth
+    from billing_site.prepared import PreparedQuery
+    from ledger import services
+
+    return {
+        "scopes": (auth.ApiPrincipal, "allows", old_allows),
+        "orm_lookups": (PreparedQuery, "rows", orm_rows),
+        "orm_write": (services, "write_movement", orm_write),
+    }
+
+
+VARIANTS: list[tuple[str, dict[str, object], str | None]] = [
+    ("as deployed (Redis, batched rate-limit counts, logs on a thread)", {}, None),
+    ("rate-limit counts sent every request (RATE_LIMIT_BATCH=1)", {"RATE_LIMIT_BATCH": 1}, None),
+    ("rate limits off", {"RATE_LIMIT_ENABLED": False}, None),
+    ("no middleware at all", {"MIDDLEWARE": []}, None),
+    ("scope check through Scope.values (before)", {}, "scopes"),
+    ("hot lookups compiled by the ORM per request (no billing_site.prepared)", {}, "orm_lookups"),
+    ("charge written as UPDATE + bulk_create + create (no ledger.writes statement)", {}, "orm_write"),
 ]
 
 
 def main() -> None:
-    from accounts import auth
     from billing_site.ratelimit import reset_local_counters
 
-    fast_allows = auth.ApiPrincipal.allows
+    available = patches()
+    originals = {name: getattr(obj, attr) for name, (obj, attr, _) in available.items()}
     best = {label: {kind: float("inf") for kind in KINDS} for label, _, _ in VARIANTS}
     rounds = int(os.environ.get("BENCH_CPU_ROUNDS", "5"))
     for _ in range(rounds):  # interleaved, best of the rounds: other load drifts between them
-        for label, overrides, slow_scopes in VARIANTS:
+        for label, overrides, patch in VARIANTS:
             with override_settings(**overrides):
                 reset_local_counters()
-                auth.ApiPrincipal.allows = old_allows if slow_scopes else fast_allows  # type: ignore[method-assign]
+                for name, (obj, attr, replacement) in available.items():
+                    setattr(obj, attr, replacement if name == patch else originals[name])
                 handler = WSGIHandler()
                 for kind, (path, body) in KINDS.items():
                     cpu_us(handler, path, body, 50)  # warm
                     best[label][kind] = min(best[label][kind], cpu_us(handler, path, body, N))
-    auth.ApiPrincipal.allows = fast_allows  # type: ignore[method-assign]
+    for name, (obj, attr, _) in available.items():
+        setattr(obj, attr, originals[name])
     print(f"| variant (CPU us per request, best of {rounds} rounds x {N}) | {' | '.join(KINDS)} |")
     print("|---|" + "---:|" * len(KINDS))
     for label, _, _ in VARIANTS:

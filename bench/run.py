@@ -277,7 +277,9 @@ def _ms(value: str, unit: str) -> float:
 def wrk(name: str, server: Server, script: str, env: dict[str, str], *, expect_409: bool = False) -> Result:
     base = ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "--latency", "-s", str(BENCH / "wrk" / script)]
     url = f"http://127.0.0.1:{server.port}"
-    run([*base, "-d", f"{WARMUP}s", url], env=env)
+    # Its own idempotency keys: the run's charges restart their counter, and a key the warm-up
+    # used for the same (random) user would be a replay (409) counted as an error.
+    run([*base, "-d", f"{WARMUP}s", url], env={**env, "BENCH_RUN": env.get("BENCH_RUN", "") + "-warmup"})
     profiler = server.profile(name) if PROFILE and server.profiled else None
     cpu_before = server.cpu_seconds()
     out = run([*base, "-d", f"{DURATION}s", url], env=env).stdout

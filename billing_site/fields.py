@@ -8,8 +8,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
+from django.core.validators import ProhibitNullCharactersValidator, validate_email
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 # The input limits, written once (each matches the column that stores the value).
 MAX_METADATA_BYTES = 16 * 1024
@@ -36,6 +37,17 @@ class TextField(serializers.CharField):
     """A JSON string (no silent number-to-text coercion) that PostgreSQL can store."""
 
     default_error_messages = {"unstorable": "Must be valid UTF-8 text without NUL characters."}
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        # to_internal_value refuses NUL and lone surrogates before any validator runs, so
+        # CharField's two validators for them could never fire: dropped (each field of each
+        # request ran them).
+        self.validators = [
+            v
+            for v in self.validators
+            if not isinstance(v, ProhibitNullCharactersValidator | ProhibitSurrogateCharactersValidator)
+        ]
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

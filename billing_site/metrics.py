@@ -111,10 +111,9 @@ CHARGEBACK_SHORTFALL_MINOR = Counter(
     "Credit minor units chargebacks could not take back because they were already spent.",
 )
 
-for _result in CHECK_RESULTS:
-    CREDIT_CHECKS.labels(result=_result)
-for _result in CHARGE_RESULTS:
-    CHARGES.labels(result=_result)
+# The labelled children, looked up once (`labels()` takes a lock and builds its key per call).
+_CHECK_SERIES = {result: CREDIT_CHECKS.labels(result=result) for result in CHECK_RESULTS}
+_CHARGE_SERIES = {result: CHARGES.labels(result=result) for result in CHARGE_RESULTS}
 for _outcome in PURCHASE_OUTCOMES:
     PURCHASES.labels(outcome=_outcome)
 for _direction in ("below", "above"):
@@ -141,7 +140,7 @@ def observe_request(*, route: str, method: str, status: int, seconds: float) -> 
 
 
 def observe_credit_check(*, result: str) -> None:
-    CREDIT_CHECKS.labels(result=result).inc()
+    (_CHECK_SERIES.get(result) or CREDIT_CHECKS.labels(result=result)).inc()
 
 
 def observe_charge(*, result: str, account_id: object, amount_minor: int, debited_minor: int = 0) -> None:
@@ -149,7 +148,7 @@ def observe_charge(*, result: str, account_id: object, amount_minor: int, debite
 
     Call after the charge transaction ended. The service itself logs each charge it makes.
     """
-    CHARGES.labels(result=result).inc()
+    (_CHARGE_SERIES.get(result) or CHARGES.labels(result=result)).inc()
     if debited_minor:
         CHARGED_MINOR.inc(debited_minor)
     if result not in ("ok", "free"):

@@ -161,19 +161,11 @@ def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -
             daily_free_uses_delta=daily_delta,
             uses_delta=1,
             reason=request.description,
-            # The charge row is written just after (same transaction; the FK is checked at commit).
             charge_id=charge_id,
             details={"paid_from": pool},
         )
     )
-    ledger_post_many(
-        account=account,
-        actor=request.actor,
-        movements=movements,
-        daily_free_uses_day=today if top_up is not None else None,
-        expected_status=AccountStatus.ACTIVE,
-    )
-    return Charge.objects.create(
+    charge = Charge(
         id=charge_id,
         account=account,
         idempotency_key=request.idempotency_key,
@@ -183,7 +175,17 @@ def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -
         metadata=request.metadata,
         paid_with_free_use=pool != PAID,
         debited_minor=-balance_delta,
-        balance_after_minor=account.balance_minor,
-        free_uses_after=account.free_uses_remaining,
+        balance_after_minor=account.balance_minor + balance_delta,
+        free_uses_after=account.free_uses_remaining + free_delta,
         actor=request.actor,
     )
+    # The charge row is written with its entries and the account (one statement: ledger.writes).
+    ledger_post_many(
+        account=account,
+        actor=request.actor,
+        movements=movements,
+        daily_free_uses_day=today if top_up is not None else None,
+        expected_status=AccountStatus.ACTIVE,
+        companion=charge,
+    )
+    return charge

@@ -9,11 +9,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from billing_site import metrics
 from billing_site.errors import InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
+from ledger.writes import write_movement
 
 if TYPE_CHECKING:
     from accounts.models import Account
@@ -101,8 +103,12 @@ def ledger_post_many(
     movements: list[Movement],
     daily_free_uses_day: datetime.date | None = None,
     expected_status: str | None = None,
+    companion: Model | None = None,
 ) -> list[LedgerEntry]:
     """Apply several movements to one account in one UPDATE, recorded as one INSERT of entries.
+
+    `companion` is an unsaved row the entries reference (the charge), written with them
+    (ledger.writes: one statement on PostgreSQL).
 
     The UPDATE is a compare-and-set on the values the caller read: with the row locked it
     always applies; without the lock (the charge's optimistic path) it takes the row lock
@@ -112,7 +118,6 @@ def ledger_post_many(
     """
     if not transaction.get_connection().in_atomic_block:
         raise LedgerInvariantError("ledger_post must run inside transaction.atomic() with the account locked")
-    from accounts.models import Account
 
     balance, free_uses, daily, total_uses = (
         account.balance_minor,
@@ -171,7 +176,8 @@ def ledger_post_many(
     expected = {field: getattr(account, field) for field in _GUARDED}
     if expected_status is not None:
         expected["status"] = expected_status
-    if Account.objects.filter(pk=account.pk, **expected).update(**changes) != 1:
+    written = write_movement(account=account, changes=changes, expected=expected, entries=entries, companion=companion)
+    if written is None:
         raise StaleAccount(f"account {account.pk} changed since it was read: lock it with select_for_update() first")
     for field, value in changes.items():
         setattr(account, field, value)
@@ -186,7 +192,7 @@ def ledger_post_many(
                     free_uses=max(m.free_uses_delta, 0),
                 )
             )
-    return LedgerEntry.objects.bulk_create(entries)
+    return written  # type: ignore[return-value]
 
 
 def ledger_record_drift(*, account_id: uuid.UUID | str, actor: str, reason: str) -> LedgerEntry | None:

@@ -1,10 +1,11 @@
-"""What the hot path costs in SQL statements: a check and a replay one each, a charge six.
+"""What the hot path costs in SQL statements: a check and a replay one each, a charge four.
 
 Run outside a wrapping test transaction (transaction=True), so what is captured is what a
 real request sends. A new charge is the one lookup that would have answered a replay, then
-BEGIN, UPDATE account (a compare-and-set that takes the row lock), INSERT ledger entries,
-INSERT charge, COMMIT: 6 statements (7 before: a separate replay lookup and a
-SELECT ... FOR UPDATE).
+BEGIN, one statement (ledger.writes: the account's compare-and-set UPDATE, which takes the
+row lock, with the INSERTs of the charge and its ledger entries), COMMIT: 4 statements
+(6 with the UPDATE and the INSERTs apart; 7 before that, with a separate replay lookup and
+a SELECT ... FOR UPDATE).
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ def test_a_credit_check_is_one_statement(api, warm):
     assert statements(check) == ["SELECT"]
 
 
-def test_a_new_charge_is_the_lookup_then_one_update_and_two_inserts(api, warm):
+def test_a_new_charge_is_the_lookup_then_one_statement_that_updates_and_inserts(api, warm):
     with CaptureQueriesContext(connection) as charge:
         assert api.post("/v1/billing/charges", charge_body(warm, "k1"), format="json").status_code == 201
 
-    assert statements(charge) == ["SELECT", "BEGIN", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+    assert statements(charge) == ["SELECT", "BEGIN", "WITH", "COMMIT"]
     assert "FOR UPDATE" not in charge.captured_queries[0]["sql"]
+    write = charge.captured_queries[2]["sql"]
+    assert "UPDATE" in write and 'INSERT INTO "charges_charge"' in write and 'INSERT INTO "ledger_ledgerentry"' in write
 
 
 def test_a_replay_is_one_indexed_lookup_and_nothing_else(api, warm):
@@ -65,8 +68,8 @@ def test_the_first_charge_of_a_day_tops_up_in_the_same_statements(api, warm, set
     with CaptureQueriesContext(connection) as charge:
         assert api.post("/v1/billing/charges", charge_body(warm, "k1"), format="json").status_code == 201
 
-    # The top-up and the charge are one UPDATE and one INSERT of both ledger entries.
-    assert statements(charge) == ["SELECT", "BEGIN", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+    # The top-up and the charge are one UPDATE and one INSERT of both ledger entries, in one statement.
+    assert statements(charge) == ["SELECT", "BEGIN", "WITH", "COMMIT"]
 
 
 def test_the_replay_lookup_loads_what_the_orm_loads(api, warm):
