@@ -79,7 +79,6 @@ class ChargeCreateView(APIView):
     def post(self, request: Request) -> Response:
         data = validated(ChargeIn, request)
         identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
-        metrics.observe_charge_amount(amount_minor=data["amount_minor"])
         try:
             charge, created = charge_create(
                 identity=identity,
@@ -91,6 +90,7 @@ class ChargeCreateView(APIView):
                 metadata=data.get("metadata"),
             )
         except BillingError as refused:
+            metrics.observe_charge_amount(amount_minor=data["amount_minor"])
             metrics.observe_charge_refusal(refused, amount_minor=data["amount_minor"])
             raise
         if not created:
@@ -100,6 +100,8 @@ class ChargeCreateView(APIView):
                 detail="Charge already exists for this idempotency key.",
                 headers={"X-Existing-Charge-ID": str(charge.pk)},
             )
+        # Counted for charge requests, not for replays (the proxy sends up to 70 per interaction).
+        metrics.observe_charge_amount(amount_minor=data["amount_minor"])
         metrics.observe_charge(
             result="free" if charge.paid_with_free_use else "ok",
             account_id=charge.account_id,

@@ -66,3 +66,13 @@ def test_the_configured_price_neither_warns_nor_counts(api, user, caplog, settin
 
     assert warnings(caplog) == []
     assert (unexpected("below"), unexpected("above")) == (below, above)
+
+
+def test_the_proxys_replays_of_one_interaction_count_once(api, user):
+    funded_account(user, uses=5)
+    below = unexpected("below")
+
+    for _ in range(12):  # the proxy charges after every LLM call of the interaction, one key
+        api.post(URL, charge_body(user, "litellm:int-1", amount=1), format="json")
+
+    assert unexpected("below") == below + 1
