@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import pytest
-import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from tests.factories import create_api_key
+from tests.fuzzing import app_schema, keep_the_test_connection  # noqa: F401  (autouse fixture)
 
-schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application())
+schema = app_schema()
 
 
 @pytest.fixture
 def admin_key(db: None) -> str:
     return create_api_key(permissions="admin")
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection():
-    # Requests here go through the WSGI app directly, whose request signals would close the
-    # connection holding the test's transaction (Django's test Client disconnects them too).
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @schema.parametrize()

@@ -4,31 +4,18 @@ test has no products, so it stops at the 422): none may be a 500."""
 from __future__ import annotations
 
 import pytest
-import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from tests.factories import create_api_key, tool_product
+from tests.fuzzing import app_schema, keep_the_test_connection  # noqa: F401  (autouse fixture)
 
-schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application()).include(path_regex="^/v1/tools/")
+schema = app_schema().include(path_regex="^/v1/tools/")
 
 
 @pytest.fixture
 def write_key(db: None) -> str:
     tool_product("web_search", free_initial=2, free_cap=2)
     return create_api_key(permissions="read,write")
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection():
-    # As tests/test_fuzz.py: the WSGI app's request signals would close the test's connection.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
 
 
 @schema.parametrize()
