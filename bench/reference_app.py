@@ -33,6 +33,10 @@ if not settings.configured:
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "rest_framework"],
         DATABASES={"default": _db},
         USE_TZ=True,
+        # No logging: Django logs every 4xx answer (each replay's 409) as a django.request
+        # warning, which gunicorn's handler would format and write. The service keeps that
+        # logger at ERROR too.
+        LOGGING={"version": 1, "disable_existing_loggers": False, "loggers": {"django.request": {"level": "ERROR"}}},
         REST_FRAMEWORK={
             "DEFAULT_AUTHENTICATION_CLASSES": [],
             "DEFAULT_PERMISSION_CLASSES": [],
