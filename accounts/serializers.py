@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.fields import SkipField, empty, get_error_detail
 from rest_framework.utils.serializer_helpers import BindingDict
 
 from accounts.models import Account
@@ -54,11 +56,63 @@ class ShallowFieldsMixin:
             bound = BindingDict(self)
             for name, field in self.get_fields().items():
                 bound[name] = field
+            # Each writable field with its validate_<name> method, for to_internal_value.
+            plan = [
+                (name, field, getattr(cls, f"validate_{name}", None))
+                for name, field in bound.fields.items()
+                if not field.read_only
+            ]
+            flat = all(field.source_attrs == [field.source] for _, field, _ in plan)
             if shared:
                 cls._bound_fields = bound  # type: ignore[attr-defined]
+                cls._input_plan = plan if flat else None  # type: ignore[attr-defined]
             else:
                 self.__dict__["_bound_fields"] = bound
+                self.__dict__["_input_plan"] = plan if flat else None
         return bound
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """DRF's Serializer.to_internal_value for a JSON object, in one plain loop.
+
+        The same steps in the same order with the same errors: each writable field's
+        run_validation, then its validate_<name> method. What it leaves out is DRF's
+        per-field overhead for the general case (the generator of writable fields, the
+        validate_<name> lookup, the HTML-form check in get_value, nested sources, and a
+        SkipField exception per absent optional field): a charge's validation 73 -> 40 us
+        (bench/RESULTS.md). Anything but a plain dict (a QueryDict of query parameters)
+        takes DRF's own path.
+        """
+        self.fields  # binds the fields and builds the plan (on the class, or this instance)  # noqa: B018
+        plan = getattr(self, "_input_plan", None)
+        if type(data) is not dict or plan is None:
+            return super().to_internal_value(data)  # type: ignore[misc]
+        ret: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        for name, field, validate_method in plan:
+            primitive = data.get(name, empty)
+            if primitive is empty and not field.required and field.default is empty:
+                continue  # DRF: get_default() raises SkipField
+            try:
+                value = field.run_validation(primitive)
+                if validate_method is not None:
+                    value = validate_method(self, value)
+            except serializers.ValidationError as exc:
+                errors[name] = exc.detail
+            except DjangoValidationError as exc:
+                errors[name] = get_error_detail(exc)
+            except SkipField:
+                pass
+            else:
+                ret[field.source] = value
+        if errors:
+            raise serializers.ValidationError(errors)
+        return ret
+
+    def run_validators(self, value: Any) -> None:
+        # DRF first merges the read-only fields' defaults into the value, for the
+        # serializer's own validators: with none declared there is nothing to run.
+        if self.validators:
+            super().run_validators(value)  # type: ignore[misc]
 
 
 class IdentityIn(ShallowFieldsMixin, serializers.Serializer):

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator, validate_email
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 # The input limits, written once (each matches the column that stores the value).
@@ -49,10 +50,27 @@ class TextField(serializers.CharField):
             if not isinstance(v, ProhibitNullCharactersValidator | ProhibitSurrogateCharactersValidator)
         ]
 
+    def run_validation(self, data: Any = empty) -> Any:
+        """CharField.run_validation for a string, without its two layers of calls: the same
+        checks, errors and order (blank, then to_internal_value, then the validators). Each
+        identity field of every check and charge runs this (1.8 -> 1.0 us a field).
+        Anything else (absent, null, not a string) takes DRF's own path."""
+        if type(data) is not str or self.read_only:
+            return super().run_validation(data)
+        if data == "" or (self.trim_whitespace and data.strip() == ""):
+            if not self.allow_blank:
+                self.fail("blank")
+            return ""
+        value = self.to_internal_value(data)
+        self.run_validators(value)
+        return value
+
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
-        value = super().to_internal_value(data)
+        value = str(data)  # CharField.to_internal_value, for a string
+        if self.trim_whitespace:
+            value = value.strip()
         if not is_storable_text(value):
             self.fail("unstorable")
         return value
