@@ -80,7 +80,8 @@ MIDDLEWARE = [
     "billing_site.middleware.AuthenticationMiddleware",
     "billing_site.middleware.MessageMiddleware",
     "backoffice.middleware.StripNulFromAdminRequests",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # X-Frame-Options on pages (the admin, the docs); passed through on /v1/ too.
+    "billing_site.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "billing_site.urls"

@@ -31,3 +31,12 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(api, settings):
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert response["X-Request-ID"]
+
+
+def test_pages_cannot_be_framed_and_api_answers_say_nosniff(client, api, user):
+    page = client.get("/admin/login/")
+    answer = api.post("/v1/billing/credits/check", user, format="json")
+
+    assert page["X-Frame-Options"] == "DENY"
+    assert answer["X-Content-Type-Options"] == "nosniff"
+    assert "X-Frame-Options" not in answer  # JSON is never a page in a frame

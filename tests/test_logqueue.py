@@ -84,11 +84,11 @@ def test_a_forked_worker_writes_its_lines_through_its_own_thread(tmp_path):
     path = tmp_path / "child.log"
     with open(path, "w") as stream:
         handler = BackgroundStreamHandler(stream)
-        handler.setFormatter(logging.Formatter("%(process)d %(message)s"))
+        handler.setFormatter(logging.Formatter("%(message)s"))
         logger = a_logger(handler, "tests.logqueue.fork")
         pid = os.fork()
         if pid == 0:  # the child: like a gunicorn worker after the master forked it
-            logger.info("from the worker")
+            logger.info("%d from the worker", os.getpid())
             handler.flush()
             os._exit(0)
         _, status = os.waitpid(pid, 0)
