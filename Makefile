@@ -8,13 +8,14 @@ LOCALSTRIPE_VENV ?= .venv-localstripe
 LOCALSTRIPE_PORT ?= 8420
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/billing
 
-.PHONY: help venv chromium deploy-tools localstripe-venv localstripe run serve test test-pgbouncer test-deploy lint format migrate bench clean
+.PHONY: help venv chromium deploy-tools localstripe-venv localstripe run serve test test-pgbouncer test-deploy lint format migrate bench bench-instructions clean
 
 help:
 	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
 	@echo "make test   - run the whole suite against PostgreSQL (DATABASE_URL, default $(DATABASE_URL_TEST))"
 	@echo "make serve  - production server: gunicorn (gunicorn.conf.py) against DATABASE_URL; needs DJANGO_SECRET_KEY"
 	@echo "make bench  - the production configuration (gunicorn, Redis DB 9, JSON logs) under wrk against a bare DRF app (writes bench/RESULTS.md)"
+	@echo "make bench-instructions - the same two configurations in callgrind: instructions per request (load-proof)"
 	@echo "make lint   - ruff check, ruff format --check, mypy and the import-cycle check"
 	@echo "make test-pgbouncer - the suite with every connection through PgBouncer (transaction pooling, DB_PGBOUNCER=1)"
 	@echo "make test-deploy    - build the Docker image, run docker-compose.yml and docker-compose.scale.yml and test them"
@@ -82,6 +83,11 @@ serve: venv
 # minutes; Redis on 127.0.0.1:6379 DB 9, BENCH_REDIS_URL to change). See bench/run.py.
 bench: venv
 	$(BIN)/python bench/run.py
+
+# The same two configurations, counted in instructions per request (valgrind's callgrind):
+# the same figure on a busy machine as on a quiet one. About 5 minutes.
+bench-instructions: venv
+	$(BIN)/python bench/instructions.py
 
 # pytest-django creates (and drops) the test database itself on the PostgreSQL server.
 test: export DATABASE_URL ?= $(DATABASE_URL_TEST)

@@ -84,11 +84,14 @@ class JsonLogger(glogging.Logger):
         status = resp.status
         if isinstance(status, str):
             status = status.split(None, 1)[0]
-        request_id = None
-        for name, value in resp.headers:
-            if name == "X-Request-ID" or name.lower() == "x-request-id":
-                request_id = value
-                break
+        # Left in the environ by the app's edge middleware (billing_site.request_context);
+        # a response that never passed through it is searched for the header.
+        request_id = environ.get("billing.request_id")
+        if request_id is None:
+            for name, value in resp.headers:
+                if name.lower() == "x-request-id":
+                    request_id = value
+                    break
         fields = {
             "level": "INFO",
             "logger": "gunicorn.access",

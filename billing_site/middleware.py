@@ -17,7 +17,13 @@ from django.middleware import common as _common
 from django.middleware import csrf as _csrf
 
 from billing_site import metrics
-from billing_site.request_context import REQUEST_ID_HEADER, REQUEST_ID_META, request_id_from, request_id_var
+from billing_site.request_context import (
+    REQUEST_ID_ENVIRON,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_META,
+    request_id_from,
+    request_id_var,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ class ApiEdgeMiddleware:
         started = time.perf_counter()
         request_id = request_id_from(request.META.get(REQUEST_ID_META))
         token = request_id_var.set(request_id)
+        request.META[REQUEST_ID_ENVIRON] = request_id  # META is the WSGI environ
         try:
             response = self._bounded(request)
             if (

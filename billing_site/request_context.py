@@ -15,6 +15,9 @@ from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
+# Where the edge middleware leaves the request's id in the WSGI environ, for gunicorn's
+# access log (gunicorn.conf.py), which then need not search the response's headers.
+REQUEST_ID_ENVIRON = "billing.request_id"
 
 # A caller's id is kept only if it is short and plain: it goes into logs and headers.
 _ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
