@@ -186,7 +186,8 @@ def test_reconcile_with_stripe_finds_payments_we_never_credited_and_credits_stri
 
 
 def test_a_stand_in_grant_counts_with_the_key_the_fix_prints(healthy):
-    from backoffice.reconcile import _stand_in_keys, purchase_grant_key
+    from backoffice.findings import purchase_grant_key
+    from backoffice.reconcile_purchases import stand_in_keys_by_account
 
     purchase = paid_purchase(healthy, payment_intent_id="pi_lost", credit=False)
     run_command(
@@ -196,7 +197,7 @@ def test_a_stand_in_grant_counts_with_the_key_the_fix_prints(healthy):
     )
 
     assert purchase_grant_key(purchase) == f"purchase:{purchase.pk}"  # hyphenated, as printed
-    assert (healthy.pk, purchase_grant_key(purchase)) in _stand_in_keys()
+    assert (healthy.pk, purchase_grant_key(purchase)) in stand_in_keys_by_account()
     assert reconcile()[0] == 0
 
 
@@ -215,7 +216,7 @@ from purchases.models import Purchase
 with connection.schema_editor() as editor:
     for model in (Account, Charge, Purchase, LedgerEntry):
         editor.create_model(model)
-from backoffice.reconcile import check_purchases
+from backoffice.reconcile_purchases import check_purchases
 from tests.factories import funded_account, paid_purchase
 account = funded_account({"oauth_provider": "oauth:google", "external_id": "ada@example.com"})
 paid_purchase(account, payment_intent_id="pi_lost", credit=False)

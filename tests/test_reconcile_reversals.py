@@ -7,7 +7,8 @@ from django.db import transaction
 from djstripe.models import Dispute as StripeDispute
 
 from accounts.models import Account
-from backoffice.reconcile import reconcile, stripe_client
+from backoffice.reconcile import reconcile
+from backoffice.reconcile_stripe import stripe_client
 from ledger.models import EntryKind
 from ledger.services import ledger_post
 from purchases.models import Purchase

@@ -17,7 +17,7 @@ TOOL_KINDS = (EntryKind.TOOL_GRANT, EntryKind.TOOL_CHARGE)
 
 @dataclass(frozen=True)
 class AllowanceDiscrepancy:
-    """The fields of backoffice.reconcile.Discrepancy (tools does not import the back office)."""
+    """The fields of backoffice.findings.Discrepancy (tools does not import the back office)."""
 
     check: str
     subject: str

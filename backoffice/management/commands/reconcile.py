@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from backoffice import reconcile
+from backoffice import reconcile, reconcile_stripe
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         client = None
         if options["stripe"]:
             try:
-                client = reconcile.stripe_client()
+                client = reconcile_stripe.stripe_client()
             except RuntimeError as error:
                 raise CommandError(str(error)) from error
         try:
