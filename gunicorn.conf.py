@@ -75,8 +75,13 @@ class JsonLogger(glogging.Logger):
     """Access log lines as JSON objects (one per request), with the request id.
 
     The worker only collects the fields; the line is serialized (with its time) and written
-    by a background thread (billing_site.logqueue), after the response has been sent.
+    by a background thread (billing_site.logqueue), after the response has been sent. With
+    the handler configured below the fields are handed over without a LogRecord.
     """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        self._fields_handler_cache = False  # handlers may be new (a reload): look again
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not self.cfg.accesslog:  # GUNICORN_ACCESS_LOG="" switches it off
@@ -106,9 +111,34 @@ class JsonLogger(glogging.Logger):
             "user_agent": environ.get("HTTP_USER_AGENT"),
         }
         try:
-            self.access_log.info(fields)
+            handler = self._fields_handler()
+            if handler is not None:
+                handler.append_fields(fields)
+            else:
+                self.access_log.info(fields)
         except Exception:  # a log line must never fail a request
             self.exception("failed to write the access log")
+
+    def _fields_handler(self) -> Any:
+        """The access logger's one handler if it takes lines without a LogRecord (logqueue)."""
+        cached = getattr(self, "_fields_handler_cache", False)
+        if cached is not False:
+            return cached
+        from billing_site.logqueue import BackgroundStreamHandler, JsonLineFormatter
+
+        handlers = self.access_log.handlers
+        handler = None
+        if (
+            len(handlers) == 1
+            and isinstance(handlers[0], BackgroundStreamHandler)
+            and isinstance(handlers[0].formatter, JsonLineFormatter)
+            and not handlers[0].filters
+            and self.access_log.isEnabledFor(20)  # INFO
+            and handlers[0].level <= 20
+        ):
+            handler = handlers[0]
+        self._fields_handler_cache = handler
+        return handler
 
 
 logger_class = JsonLogger

@@ -112,3 +112,19 @@ def test_lines_are_written_by_the_thread_without_anyone_flushing():
 
     assert stream.getvalue() == "one\n"
     handler.close()
+
+
+def test_fields_handed_over_without_a_record_make_the_same_line():
+    stream = io.StringIO()
+    handler = BackgroundStreamHandler(stream)
+    handler.setFormatter(JsonLineFormatter())
+    a_logger(handler, "tests.logqueue.fields").info({"path": "/v1/billing/charges", "status": 409})
+    handler.append_fields({"path": "/v1/billing/charges", "status": 409})
+
+    handler.flush()
+
+    through_logging, handed_over = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert handed_over.pop("time").endswith("+00:00")
+    assert through_logging.pop("time").endswith("+00:00")
+    assert handed_over == through_logging == {"path": "/v1/billing/charges", "status": 409}
+    handler.close()
