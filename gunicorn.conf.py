@@ -146,12 +146,9 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-        # Access lines arrive as dicts of fields: serialized on the log thread.
+        # One JSON object per line (billing_site.logqueue); access lines arrive as dicts of
+        # fields and are serialized on the log thread.
+        "json": {"()": "billing_site.logqueue.JsonLineFormatter"},
         "access_json": {"()": "billing_site.logqueue.JsonLineFormatter"},
     },
     "handlers": {

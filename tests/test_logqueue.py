@@ -8,16 +8,15 @@ import logging
 import os
 
 from django.conf import settings
-from pythonjsonlogger.json import JsonFormatter
+from django.utils.module_loading import import_string
 
 from billing_site.logqueue import BackgroundStreamHandler, JsonLineFormatter
 from billing_site.request_context import RequestIdLogFilter, request_id_var
 
 
 def production_handler(stream: io.StringIO) -> BackgroundStreamHandler:
-    formatter = settings.LOGGING["formatters"]["json"]
     handler = BackgroundStreamHandler(stream)
-    handler.setFormatter(JsonFormatter(formatter["fmt"], rename_fields=formatter["rename_fields"]))
+    handler.setFormatter(import_string(settings.LOGGING["formatters"]["json"]["()"])())  # the production one
     handler.addFilter(RequestIdLogFilter())
     return handler
 

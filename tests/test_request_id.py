@@ -8,7 +8,7 @@ import logging
 
 import pytest
 from django.conf import settings
-from pythonjsonlogger.json import JsonFormatter
+from django.utils.module_loading import import_string
 
 from billing_site.request_context import RequestIdLogFilter
 from tests.conftest import charge_body
@@ -21,8 +21,7 @@ def json_log():
     """The production handler's formatter and filter, on a buffer, at INFO."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    formatter = settings.LOGGING["formatters"]["json"]
-    handler.setFormatter(JsonFormatter(formatter["fmt"], rename_fields=formatter["rename_fields"]))
+    handler.setFormatter(import_string(settings.LOGGING["formatters"]["json"]["()"])())  # the production one
     handler.addFilter(RequestIdLogFilter())
     root = logging.getLogger()
     old_level = root.level
