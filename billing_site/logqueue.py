@@ -201,12 +201,5 @@ def background_stream_handler(stream: Any = None) -> BackgroundStreamHandler:
     return BackgroundStreamHandler(stream)
 
 
-# No log format of ours shows a record's thread or process (Django's LOGGING, gunicorn's
-# logconfig_dict): without these each record skips looking them up, a fifth of what a log
-# call costs the request thread (22.5 -> 18 us a money-event line, bench/RESULTS.md).
-logging.logThreads = False
-logging.logProcesses = False
-logging.logMultiprocessing = False
-
 os.register_at_fork(after_in_child=_restart_all_after_fork)
 atexit.register(_stop_all)
