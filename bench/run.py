@@ -11,12 +11,14 @@
 
 Both apps run 4 sync workers (GUNICORN_WORKERS) and stay up; each kind of request (checks
 over 10,000 users, charges with a unique idempotency key each, replays of a used key) is
-driven against the reference and then the service back to back, 64 connections for 20 s
-(BENCH_CONNECTIONS, BENCH_DURATION) after a short warm-up. It prints req/s, p50, p99, the
-server CPU per request (user + system time of all gunicorn processes / requests: the
-figure that hardly moves with other load on the machine), the ratios and the load average,
-and writes bench/RESULTS.md. BENCH_PROFILE=1 also records a py-spy profile of one service
-worker per kind (top functions by own time, in the server log directory).
+driven against the reference and the service in 3 rounds (BENCH_ROUNDS) of 10 s each
+(BENCH_DURATION), 64 connections (BENCH_CONNECTIONS), alternating which app goes first,
+after a short warm-up. It prints req/s, p50, p99, the server CPU per request (user +
+system time of all gunicorn processes / requests), the ratios, each round's ratio and the
+load average, and writes bench/RESULTS.md. `make bench-instructions` (bench/instructions.py)
+counts the same two configurations in instructions per request, which no other load moves.
+BENCH_PROFILE=1 also records a py-spy profile of one service worker per kind (top functions
+by own time, in the server log directory).
 It uses its own database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/billing_bench), made and migrated if missing, and wipes
 the accounts, charges and ledger in it on every run.
@@ -31,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +51,11 @@ GUNICORN = str(Path(PYTHON).with_name("gunicorn"))
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/billing_bench")
 USERS = int(os.environ.get("BENCH_USERS", "10000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-DURATION = int(os.environ.get("BENCH_DURATION", "20"))
+DURATION = int(os.environ.get("BENCH_DURATION", "10"))
+# Each kind is driven in this many rounds per app, alternating which app goes first, so
+# that a drift of the machine's speed during a kind (seen here: the bare app's CPU per
+# check read 1.57 and 2.04 ms in two runs of one build) does not land on one app alone.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "3"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 REFERENCE_PORT = int(os.environ.get("BENCH_REFERENCE_PORT", "18311"))
@@ -74,6 +81,24 @@ class Result:
     errors: int = 0
     note: str = ""
     cpu_ms: float | None = None  # server CPU (all gunicorn processes) per request
+    requests: int = 0
+
+
+def combined(rounds: list[Result]) -> Result:
+    """One app's rounds of one kind: mean req/s (equal durations), median p50 and p99,
+    errors summed, CPU per request over all of them."""
+    requests = sum(r.requests for r in rounds)
+    cpu = sum((r.cpu_ms or 0) * r.requests for r in rounds)
+    return Result(
+        rounds[0].name,
+        sum(r.rps for r in rounds) / len(rounds),
+        statistics.median(r.p50_ms for r in rounds),
+        statistics.median(r.p99_ms for r in rounds),
+        errors=sum(r.errors for r in rounds),
+        note="; ".join(r.note for r in rounds if r.note),
+        cpu_ms=cpu / requests if requests and all(r.cpu_ms is not None for r in rounds) else None,
+        requests=requests,
+    )
 
 
 def log(message: str) -> None:
@@ -275,12 +300,15 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(name: str, server: Server, script: str, env: dict[str, str], *, expect_409: bool = False) -> Result:
+def wrk(
+    name: str, server: Server, script: str, env: dict[str, str], *, expect_409: bool = False, warm_up: bool = True
+) -> Result:
     base = ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "--latency", "-s", str(BENCH / "wrk" / script)]
     url = f"http://127.0.0.1:{server.port}"
     # Its own idempotency keys: the run's charges restart their counter, and a key the warm-up
     # used for the same (random) user would be a replay (409) counted as an error.
-    run([*base, "-d", f"{WARMUP}s", url], env={**env, "BENCH_RUN": env.get("BENCH_RUN", "") + "-warmup"})
+    if warm_up:
+        run([*base, "-d", f"{WARMUP}s", url], env={**env, "BENCH_RUN": env.get("BENCH_RUN", "") + "-warmup"})
     profiler = server.profile(name) if PROFILE and server.profiled else None
     cpu_before = server.cpu_seconds()
     out = run([*base, "-d", f"{DURATION}s", url], env=env).stdout
@@ -297,13 +325,15 @@ def wrk(name: str, server: Server, script: str, env: dict[str, str], *, expect_4
     if expect_409:  # every replay answers 409: the failures are the requests that did not
         errors = requests - errors
     note = socket_errors.group(1) if socket_errors else ""
-    return Result(name, rps, p50, p99, errors=errors, note=note, cpu_ms=cpu * 1000 / max(requests, 1))
+    return Result(
+        name, rps, p50, p99, errors=errors, note=note, cpu_ms=cpu * 1000 / max(requests, 1), requests=requests
+    )
 
 
-def drive(label: str, kind: str, server: Server, key: str) -> Result:
+def drive(label: str, kind: str, server: Server, key: str, *, warm_up: bool = True) -> Result:
     wrk_env = {**os.environ, "BENCH_API_KEY": key, "BENCH_USERS": str(USERS), "BENCH_RUN": f"{label}{time.time_ns()}"}
     log(f"{label}: wrk {kind}s, {CONNECTIONS} connections, {DURATION} s")
-    return wrk(f"{label} {kind}", server, f"{kind}.lua", wrk_env, expect_409=kind == "replay")
+    return wrk(f"{label} {kind}", server, f"{kind}.lua", wrk_env, expect_409=kind == "replay", warm_up=warm_up)
 
 
 # --- Report ---------------------------------------------------------------------------------
@@ -330,15 +360,22 @@ def configuration() -> str:
     )
 
 
-def report(results: dict[str, Result], started: datetime, machine_line: str, loads: tuple[str, str]) -> str:
+def report(
+    results: dict[str, Result],
+    started: datetime,
+    machine_line: str,
+    loads: tuple[str, str],
+    round_ratios: dict[str, list[float]],
+) -> str:
     lines = [
         "# Benchmark results",
         "",
         f"`make bench`, {started:%Y-%m-%d %H:%M} UTC. {machine_line}; "
         f"load average at start {loads[0]}, at end {loads[1]}.",
         f"{configuration()}.",
-        f"wrk and pgbench: {CONNECTIONS} connections, {THREADS} threads, "
-        f"{DURATION} s per run after a {WARMUP} s warm-up; {USERS} users.",
+        f"wrk and pgbench: {CONNECTIONS} connections, {THREADS} threads; wrk: {ROUNDS} rounds of {DURATION} s "
+        f"per app and kind, alternating which app goes first, after one {WARMUP} s warm-up "
+        f"(req/s: their mean; p50, p99: their median); pgbench: {DURATION} s; {USERS} users.",
         "",
         "| run | req/s | p50 ms | p99 ms | errors | server CPU ms/req | vs pgbench | vs bare DRF: req/s "
         "| p99 | CPU/req |",
@@ -367,9 +404,10 @@ def report(results: dict[str, Result], started: datetime, machine_line: str, loa
         ref, ours = results[f"bare-drf {kind}"], results[f"service {kind}"]
         ok = ours.rps >= TARGETS[kind] * ref.rps and ours.p99_ms <= P99_TARGET * ref.p99_ms
         cpu = f", {ours.cpu_ms / ref.cpu_ms:.2f}x CPU/req" if ours.cpu_ms and ref.cpu_ms else ""
+        per_round = ", ".join(f"{ratio:.2f}x" for ratio in round_ratios.get(kind, []))
         lines.append(
-            f"- {kind}s: {ours.rps / ref.rps:.2f}x throughput, {ours.p99_ms / ref.p99_ms:.2f}x p99{cpu}: "
-            f"{'met' if ok else 'NOT met'}"
+            f"- {kind}s: {ours.rps / ref.rps:.2f}x throughput (rounds: {per_round}), "
+            f"{ours.p99_ms / ref.p99_ms:.2f}x p99{cpu}: {'met' if ok else 'NOT met'}"
         )
     lines += [
         "",
@@ -387,6 +425,7 @@ def main() -> None:
     key = prepare_database()
     logdir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     results: dict[str, Result] = {}
+    round_ratios: dict[str, list[float]] = {}
     if PGBENCH:
         for kind in ("check", "charge"):
             log(f"pgbench {kind}")
@@ -413,13 +452,19 @@ def main() -> None:
         server.profile_dir = logdir
         try:
             for kind in KINDS:
-                results[f"bare-drf {kind}"] = drive("bare-drf", kind, reference, key)
-                results[f"service {kind}"] = drive("service", kind, server, key)
+                rounds: dict[str, list[Result]] = {"bare-drf": [], "service": []}
+                for n in range(ROUNDS):
+                    order = [("bare-drf", reference), ("service", server)]
+                    for label, app in order if n % 2 == 0 else order[::-1]:
+                        rounds[label].append(drive(label, kind, app, key, warm_up=n == 0))
+                for label, runs in rounds.items():
+                    results[f"{label} {kind}"] = combined(runs)
+                round_ratios[kind] = [s.rps / b.rps for b, s in zip(rounds["bare-drf"], rounds["service"], strict=True)]
         finally:
             server.stop()
     finally:
         reference.stop()
-    text = report(results, started, machine_line, (load_start, load_average()))
+    text = report(results, started, machine_line, (load_start, load_average()), round_ratios)
     print()
     print(text)
     log(f"server logs in {logdir}")
