@@ -412,7 +412,8 @@ def report(
     lines += [
         "",
         "Server CPU ms/req is the CPU time of all gunicorn processes during the run divided by the",
-        "requests served: unlike req/s it hardly moves with other load on the machine.",
+        "requests served. On a machine whose speed drifts it moves too; `make bench-instructions`",
+        "counts instructions per request instead, which nothing else on the machine moves.",
     ]
     return "\n".join(lines) + "\n"
 
