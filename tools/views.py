@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +18,7 @@ from billing_site.errors import BillingError
 from tools import metrics, selectors, serializers
 from tools.errors import UnknownProduct
 from tools.models import ToolProduct
+from tools.selectors import ToolBalance
 from tools.services import tool_charge_create
 
 CHECK_EXAMPLE = {
@@ -129,10 +133,20 @@ class ToolChargeView(APIView):
         return Response(serializers.tool_charge_out(charge))
 
 
-class ToolCheckView(APIView):
-    required_scope = Scope.READ
+class _OneToolReadView(APIView):
+    """The identity's balance of one tool, answered in `shape`: a check and a balance read
+    the same and differ only in what they show of it."""
 
-    @extend_schema(
+    required_scope = Scope.READ
+    shape: Callable[[ToolBalance], dict[str, Any]]
+
+    def get(self, request: Request, product_type: str) -> Response:
+        balance = selectors.tool_balance(identity=_query_identity(request), product=_product(product_type))
+        return Response(type(self).shape(balance))
+
+
+@extend_schema_view(
+    get=extend_schema(
         operation_id="tools_check",
         summary="May this user use the tool now?",
         description="Identity in the query string. Writes nothing." + INACTIVE_NOTE,
@@ -140,16 +154,13 @@ class ToolCheckView(APIView):
         responses={200: serializers.ToolCheckOut, **READ_ERRORS},
         examples=[OpenApiExample("Has credit", response_only=True, value=CHECK_EXAMPLE)],
     )
-    def get(self, request: Request, product_type: str) -> Response:
-        product = _product(product_type)
-        balance = selectors.tool_balance(identity=_query_identity(request), product=product)
-        return Response(serializers.tool_check_out(balance))
+)
+class ToolCheckView(_OneToolReadView):
+    shape = staticmethod(serializers.tool_check_out)
 
 
-class ToolBalanceView(APIView):
-    required_scope = Scope.READ
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="tools_balance",
         summary="The user's balance of one tool",
         description="Identity in the query string. Writes nothing." + INACTIVE_NOTE,
@@ -157,10 +168,9 @@ class ToolBalanceView(APIView):
         responses={200: serializers.ToolBalanceOut, **READ_ERRORS},
         examples=[OpenApiExample("Balance", response_only=True, value=BALANCE_EXAMPLE)],
     )
-    def get(self, request: Request, product_type: str) -> Response:
-        product = _product(product_type)
-        balance = selectors.tool_balance(identity=_query_identity(request), product=product)
-        return Response(serializers.tool_balance_out(balance))
+)
+class ToolBalanceView(_OneToolReadView):
+    shape = staticmethod(serializers.tool_balance_out)
 
 
 class ToolBalancesView(APIView):
