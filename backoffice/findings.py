@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from accounts.models import Account
+    from ledger.models import LedgerEntry
     from purchases.models import Purchase
 
 
@@ -41,4 +42,19 @@ def grant_command(account: Account, *, amount_minor: int, reason: str, key: str,
     return (
         f"manage.py grant_credits {identity_args(account)} --amount-minor {amount_minor}{kind} "
         f"--reason {shlex.quote(reason)} --idempotency-key {shlex.quote(key)}"
+    )
+
+
+def reverse_credit_command(entry: LedgerEntry, *, reason: str, check_first: str) -> str:
+    """The adjustment that takes back a purchase credit, keyed by its entry: the purchase and
+    the Stripe checks may both flag one entry, and their fixes must be one grant, not two."""
+    return (
+        grant_command(
+            entry.account,
+            amount_minor=-entry.balance_delta_minor,
+            reason=reason,
+            key=f"reconcile:reverse:{entry.pk}",
+            adjustment=True,
+        )
+        + f"   # {check_first}"
     )

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
-from backoffice.findings import Discrepancy, grant_command, purchase_grant_key
+from backoffice.findings import Discrepancy, grant_command, purchase_grant_key, reverse_credit_command
 from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase, PurchaseStatus
 
@@ -113,14 +113,11 @@ def check_purchases() -> list[Discrepancy]:
                 f"ledger entry #{entry.pk} on {entry.account}",
                 f"a purchase credit of {entry.balance_delta_minor} minor units that {why}",
                 [
-                    grant_command(
-                        entry.account,
-                        amount_minor=-entry.balance_delta_minor,
+                    reverse_credit_command(
+                        entry,
                         reason=f"Reconcile: reverse purchase credit #{entry.pk} that has no paid purchase",
-                        key=f"reconcile:reverse:{entry.pk}",
-                        adjustment=True,
+                        check_first="after checking the payment really failed",
                     )
-                    + "   # after checking the payment really failed"
                 ],
             )
         )

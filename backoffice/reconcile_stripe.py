@@ -9,7 +9,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from accounts.models import Account
-from backoffice.findings import Discrepancy, grant_command, purchase_grant_key, stripe_grant_key
+from backoffice.findings import (
+    Discrepancy,
+    grant_command,
+    purchase_grant_key,
+    reverse_credit_command,
+    stripe_grant_key,
+)
 from backoffice.reconcile_purchases import purchase_credits, stand_in_keys_by_account, stand_ins
 from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase
@@ -104,14 +110,11 @@ def check_stripe(client: Any) -> list[Discrepancy]:
                 f"credits purchase {entry.purchase_id} for PaymentIntent {intent_id}, "
                 "which Stripe does not list as succeeded",
                 [
-                    grant_command(
-                        entry.account,
-                        amount_minor=-entry.balance_delta_minor,
+                    reverse_credit_command(
+                        entry,
                         reason=f"Reconcile: reverse credit #{entry.pk}, not paid in Stripe",
-                        key=f"reconcile:reverse:{entry.pk}",
-                        adjustment=True,
+                        check_first="after checking Stripe's dashboard",
                     )
-                    + "   # after checking Stripe's dashboard"
                 ],
             )
         )
