@@ -49,6 +49,9 @@ COMMON_ERRORS = {
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
+    validate_body = getattr(serializer_class, "validate_body", None)  # accounts.serializers.ShallowFieldsMixin
+    if validate_body is not None:
+        return validate_body(request.data)  # type: ignore[no-any-return]
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
