@@ -31,6 +31,7 @@ from billing_site.errors import (
     IdempotencyMismatch,
     InsufficientCredits,
 )
+from billing_site.logqueue import log_fields
 
 logger = logging.getLogger("billing.events")
 
@@ -152,9 +153,11 @@ def observe_charge(*, result: str, account_id: object, amount_minor: int, debite
     if debited_minor:
         CHARGED_MINOR.inc(debited_minor)
     if result not in ("ok", "free"):
-        logger.info(
+        log_fields(
+            logger,
+            logging.INFO,
             "charge refused" if result != "duplicate" else "charge replayed",
-            extra={
+            {
                 "event": "charge",
                 "outcome": result,
                 "account_id": str(account_id) if account_id else None,

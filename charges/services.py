@@ -20,8 +20,9 @@ from billing_site.errors import (
     InsufficientCredits,
     insufficient_credits_detail,
 )
+from billing_site.logqueue import log_fields
 from charges.models import Charge
-from charges.selectors import account_and_charge_for_key, charge_for_key
+from charges.selectors import account_or_charge_for_key, charge_for_key
 from ledger.models import EntryKind
 from ledger.services import Movement, StaleAccount, ledger_post_many
 
@@ -72,7 +73,7 @@ def charge_create(
     of the paid balance. Raises IdempotencyMismatch (422) for a key this account used with
     another amount, currency or description, InsufficientCredits (402), AccountInactive (403).
 
-    Statements: a replay is the one lookup that also reads the account. A new charge then
+    Statements: a replay is the one lookup, which also reads the account. A new charge then
     writes optimistically: its account UPDATE is a compare-and-set on the row it read,
     which takes the row lock; if the row moved on meanwhile (a concurrent charge or grant),
     it is read again under `select_for_update` and charged from there.
@@ -86,7 +87,7 @@ def charge_create(
         description=description,
         metadata=metadata or {},
     )
-    account, existing = account_and_charge_for_key(identity=identity, idempotency_key=idempotency_key)
+    account, existing = account_or_charge_for_key(identity=identity, idempotency_key=idempotency_key)
     if existing is not None:
         return _replayed(existing, request), False
     if account is None:
@@ -107,9 +108,11 @@ def charge_create(
         if existing is None:
             raise
         return _replayed(existing, request), False
-    logger.info(
+    log_fields(
+        logger,
+        logging.INFO,
         "charge created",
-        extra={
+        {
             "event": "charge",
             "outcome": "free" if charge.paid_with_free_use else "ok",
             "account_id": str(account.pk),

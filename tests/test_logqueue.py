@@ -10,7 +10,7 @@ import os
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from billing_site.logqueue import BackgroundStreamHandler, JsonLineFormatter
+from billing_site.logqueue import BackgroundStreamHandler, JsonLineFormatter, fields_handler, log_fields
 from billing_site.request_context import RequestIdLogFilter, request_id_var
 
 
@@ -126,4 +126,47 @@ def test_fields_handed_over_without_a_record_make_the_same_line():
     assert handed_over.pop("time").endswith("+00:00")
     assert through_logging.pop("time").endswith("+00:00")
     assert handed_over == through_logging == {"path": "/v1/billing/charges", "status": 409}
+    handler.close()
+
+
+def test_an_event_handed_over_as_fields_makes_the_line_logging_makes():
+    stream = io.StringIO()
+    handler = production_handler(stream)
+    logger = a_logger(handler, "tests.logqueue.event")
+    token = request_id_var.set("req-9")
+    fields = {"event": "charge", "outcome": "duplicate", "amount_minor": 100}
+    logger.info("charge replayed", extra=fields)
+    assert fields_handler(logger, logging.INFO) is handler
+    log_fields(logger, logging.INFO, "charge replayed", fields)
+    request_id_var.reset(token)
+
+    handler.flush()
+
+    through_logging, handed_over = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert through_logging.pop("time").endswith("+00:00")
+    assert handed_over.pop("time").endswith("+00:00")
+    assert list(handed_over.items()) == list(through_logging.items())
+    assert handed_over["request_id"] == "req-9"
+    handler.close()
+
+
+def test_an_event_goes_through_logging_where_another_handler_listens(caplog):
+    stream = io.StringIO()
+    handler = production_handler(stream)
+    logger = a_logger(handler, "tests.logqueue.listened")
+    logger.propagate = True  # caplog's handler is on the root logger
+    assert fields_handler(logger, logging.INFO) is None
+
+    with caplog.at_level(logging.INFO, logger="tests.logqueue.listened"):
+        log_fields(logger, logging.INFO, "charge created", {"amount_minor": 100})
+    handler.flush()
+
+    (record,) = caplog.records
+    assert (record.getMessage(), record.amount_minor, record.funcName) == (
+        "charge created",
+        100,
+        "test_an_event_goes_through_logging_where_another_handler_listens",
+    )
+    assert json.loads(stream.getvalue())["amount_minor"] == 100
+    assert fields_handler(logger, logging.DEBUG) is None  # not enabled
     handler.close()
