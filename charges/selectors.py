@@ -32,8 +32,9 @@ def account_or_charge_for_key(*, identity: Identity, idempotency_key: str) -> tu
     indexed lookup: `(None, charge)`, `(account, None)` or `(None, None)`.
 
     A replay (the LiteLLM proxy retries every call of an interaction, up to 70 times) is
-    answered from this one statement, without building the account it does not need
-    (17 us of CPU); a new charge starts from the account row it read (charges.services).
+    answered from this one statement, without building the account model it does not
+    need (about 8k instructions); a new charge starts from the account row it read
+    (charges.services).
     """
     rows = _ACCOUNT_AND_CHARGE.rows(
         tenant_id=identity.tenant_id,
