@@ -27,6 +27,21 @@ def test_json_that_the_database_could_not_store_is_400(api, raw):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("raw", ['{"oauth_provider": ', "\ufeff{}", '{"a": NaN}', "{} x", "\ud800"])
+def test_a_malformed_body_is_refused_as_json_loads_refuses_it(api, raw):
+    try:
+        json.loads(raw)
+        expected = "NaN is not valid JSON"  # json.loads takes NaN: the service does not
+    except ValueError as exc:
+        expected = str(exc)
+    response = api.post(CHARGES, data=raw.encode("utf-8", "surrogatepass"), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Malformed JSON: ")
+    if raw != "\ud800":  # not UTF-8: refused before decoding
+        assert response.json()["detail"] == f"Malformed JSON: {expected}"
+
+
 @pytest.mark.parametrize("body", ["[]", '"a string"', "42", "null", "{}"])
 def test_json_that_is_not_an_object_is_422(api, body):
     response = api.post(CHARGES, data=body, content_type="application/json")
