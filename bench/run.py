@@ -406,7 +406,8 @@ def report(
         cpu = f", {ours.cpu_ms / ref.cpu_ms:.2f}x CPU/req" if ours.cpu_ms and ref.cpu_ms else ""
         per_round = ", ".join(f"{ratio:.2f}x" for ratio in round_ratios.get(kind, []))
         lines.append(
-            f"- {kind}s: {ours.rps / ref.rps:.2f}x throughput (rounds: {per_round}), "
+            # Three digits: 0.7997 is not met, and must not read as 0.80x.
+            f"- {kind}s: {ours.rps / ref.rps:.3f}x throughput (rounds: {per_round}), "
             f"{ours.p99_ms / ref.p99_ms:.2f}x p99{cpu}: {'met' if ok else 'NOT met'}"
         )
     lines += [
