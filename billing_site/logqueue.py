@@ -29,6 +29,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -169,16 +170,9 @@ class JsonLineFormatter(logging.Formatter):
         time_ = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         if isinstance(record.msg, dict):
             return _encode({"time": time_, **record.msg})
-        line: dict[str, Any] = {
-            "time": time_,
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_ATTRIBUTES and key not in line:
-                line[key] = value
+        extra = ((k, v) for k, v in record.__dict__.items() if k not in _RECORD_ATTRIBUTES and k != "time")
+        request_id = getattr(record, "request_id", None)
+        line = {"time": time_, **_line(record.levelname, record.name, record.getMessage(), request_id, extra)}
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -186,6 +180,15 @@ class JsonLineFormatter(logging.Formatter):
         if record.stack_info:
             line["stack_info"] = self.formatStack(record.stack_info)
         return _encode(line)
+
+
+def _line(level: str, logger: str, message: str, request_id: Any, extra: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON line's fields but its time: its own keys first, then the extra ones (which
+    cannot replace them), for a record and for a line handed over alike."""
+    line = {"level": level, "logger": logger, "message": message, "request_id": request_id}
+    for key, value in extra:
+        line.setdefault(key, value)
+    return line
 
 
 def fields_handler(logger: logging.Logger, level: int) -> BackgroundStreamHandler | None:
@@ -228,15 +231,8 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: dict[st
     if handler is None:
         logger.log(level, message, extra=fields, stacklevel=2)
         return
-    line = {
-        "level": logging.getLevelName(level),
-        "logger": logger.name,
-        "message": message,
-        "request_id": request_id_var.get(),
-    }
-    for key, value in fields.items():
-        line.setdefault(key, value)  # as the formatter: a record's own keys come first
-    handler.append_fields(line)
+    request_id = request_id_var.get()
+    handler.append_fields(_line(logging.getLevelName(level), logger.name, message, request_id, fields.items()))
 
 
 def _restart_all_after_fork() -> None:
