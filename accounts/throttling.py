@@ -14,12 +14,11 @@ import math
 import time
 from typing import Any
 
-from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from accounts.auth import OPEN_ACCESS, ApiPrincipal
-from billing_site.ratelimit import client_ident, counters, parse_rate, window_key
+from billing_site.ratelimit import client_ident, counters, limits, window_key
 
 
 def end_user_identity(request: Request, principal: ApiPrincipal) -> str | None:
@@ -44,20 +43,19 @@ class BillingRateThrottle(BaseThrottle):
         self._wait: float | None = None
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        if not settings.RATE_LIMIT_ENABLED:
+        key_rate, user_rate = limits()[:2]
+        if key_rate is None and user_rate is None:
             return True
         principal = request.auth
         if not isinstance(principal, ApiPrincipal):
             return True  # unauthenticated: answered 401 by the permission check
         now = time.time()
         scopes: list[tuple[str, int, int]] = []  # (counter key, limit, window seconds)
-        key_rate = parse_rate(settings.RATE_LIMIT_PER_KEY)
         if key_rate is not None:
             # Without keys, the client address (X-Forwarded-For only through NUM_PROXIES trusted hops).
             caller = client_ident(request) if principal is OPEN_ACCESS else principal.prefix
             limit, window = key_rate
             scopes.append((window_key("k", caller, window, now), limit, window))
-        user_rate = parse_rate(settings.RATE_LIMIT_PER_USER)
         if user_rate is not None:
             user = end_user_identity(request, principal)
             if user is not None:
