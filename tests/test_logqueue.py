@@ -6,7 +6,11 @@ import io
 import json
 import logging
 import os
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
+import pytest
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -170,3 +174,38 @@ def test_an_event_goes_through_logging_where_another_handler_listens(caplog):
     assert json.loads(stream.getvalue())["amount_minor"] == 100
     assert fields_handler(logger, logging.DEBUG) is None  # not enabled
     handler.close()
+
+
+def test_a_lines_time_is_the_one_datetime_writes_to_the_millisecond():
+    import random
+    from datetime import UTC, datetime
+
+    from billing_site.logqueue import iso_millis
+
+    rng = random.Random(12)
+    moments = [1764608037.0, 1764608037.9995, 1764608037.9999996, 1764608038.0004999, 1764608037.4389996]
+    moments += [rng.uniform(1.6e9, 2.2e9) for _ in range(20_000)]
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert iso_millis(moment) == expected, moment
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "café ☕ \u2028",  # not ASCII: escaped as the standard library escapes it
+        2**70,  # over 64 bits: orjson refuses, the standard library writes it
+        datetime(2026, 12, 1, 16, 53, 57, 438000, tzinfo=UTC),
+        uuid.UUID("d9371535-77e4-47e4-a156-94e58e9e89e5"),
+        Decimal("1.50"),
+        {1: "non-string key"},
+        [1, None, True, 2.5],
+    ],
+)
+def test_a_line_reads_back_as_the_standard_librarys_line_and_is_ascii(value):
+    from billing_site.logqueue import _encode, _stdlib_encode
+
+    line = _encode({"message": "m", "field": value})
+    assert line.isascii()
+    assert json.loads(line) == json.loads(_stdlib_encode({"message": "m", "field": value}))
