@@ -45,6 +45,17 @@ def test_a_right_prefix_with_a_wrong_secret_is_401(user):
     assert client.post(CHECK, user, format="json").status_code == 401
 
 
+def test_a_wrong_secret_is_401_right_after_the_key_itself_was_accepted(user):
+    api_key, key = ApiKey.objects.create_key(name="t", permissions="read")
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key)
+    assert client.post(CHECK, user, format="json").status_code == 200  # its verification remembered
+
+    for wrong in (f"{api_key.prefix}.wrongsecret", key[:-1], key + "x", key[:-1] + "é"):
+        client.credentials(HTTP_X_API_KEY=wrong)
+        assert client.post(CHECK, user, format="json").status_code == 401, wrong
+
+
 def test_the_key_may_come_as_a_bearer_token(make_client, user):
     assert make_client(bearer=True).post(CHECK, user, format="json").status_code == 200
 
