@@ -52,10 +52,11 @@ _encode_batch = json.JSONEncoder(separators=(",", ":")).encode
 # commands was most of a batch's CPU. A window's key gets its expiry when it is created.
 # The batch travels as one JSON argument, [[key, hits, ttl], ...], and the totals come back
 # as one JSON array: redis-py packs every argument and parses every reply element in Python,
-# which made a batch of 21 keys (20 checks over 20 users) cost 290 us of CPU, 46k
-# instructions per request (bench/NOTES.md); as one argument it is ~1/6 of that. The keys are
-# therefore not declared in KEYS: fine on one Redis (or Sentinel), which is what the service
-# supports; a Cluster could not run a batch over several hash slots either way.
+# which made a batch of 21 keys (20 requests over 20 users) cost 293 us of CPU, 46k
+# instructions per request; as one argument 170 us (most of it the socket), 18k a request
+# (bench/NOTES.md). The keys are therefore not declared in KEYS: fine on one Redis (or
+# Sentinel), which is what the service supports; a Cluster could not run a batch over
+# several hash slots either way.
 _ADD_HITS = """
 local batch = cjson.decode(ARGV[1])
 local totals = {}
