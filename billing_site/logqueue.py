@@ -155,8 +155,9 @@ def _json_default(value: Any) -> str:
 
 # The standard library's encoder: every line's fallback, and the shape orjson's lines keep.
 _stdlib_encode = json.JSONEncoder(default=_json_default).encode
-# Datetimes go through _json_default (isoformat), as in the standard library's lines.
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+# Datetimes and dataclasses go through _json_default (isoformat, str), as in the standard
+# library's lines.
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _encode(line: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from accounts.identity import Identity
 from billing_site.logqueue import BackgroundStreamHandler, JsonLineFormatter, fields_handler, log_fields
 from billing_site.request_context import RequestIdLogFilter, request_id_var
 
@@ -201,6 +202,7 @@ def test_a_lines_time_is_the_one_datetime_writes_to_the_millisecond():
         Decimal("1.50"),
         {1: "non-string key"},
         [1, None, True, 2.5],
+        Identity(oauth_provider="oauth:google", external_id="a@example.com"),  # a dataclass: str()
     ],
 )
 def test_a_line_reads_back_as_the_standard_librarys_line_and_is_ascii(value):
