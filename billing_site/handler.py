@@ -5,8 +5,10 @@ redirects, static files, the admin's NUL stripping, X-Frame-Options); on `/v1/` 
 already passes the request through untouched (billing_site.middleware), but calling
 eight layers that do nothing cost every check and replay about 35k instructions (about
 1.5% of its CPU; bench/NOTES.md). So `/v1/` requests run a second chain, built by Django
-from MIDDLEWARE without PAGES_ONLY_MIDDLEWARE. Django's test client runs the full chain,
-which answers API calls the same way (tests/test_wsgi_handler.py).
+from MIDDLEWARE without PAGES_ONLY_MIDDLEWARE: the edge middleware alone, which also adds
+SecurityMiddleware's headers (billing_site.middleware.security_headers). Django's test
+client runs the full chain, which answers API calls the same way
+(tests/test_wsgi_handler.py).
 """
 
 from __future__ import annotations

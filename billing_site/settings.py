@@ -83,10 +83,11 @@ MIDDLEWARE = [
     # X-Frame-Options on pages (the admin, the docs); passed through on /v1/ too.
     "billing_site.middleware.XFrameOptionsMiddleware",
 ]
-# MIDDLEWARE that serves pages only: API paths (/v1/) skip it (billing_site.handler). Each
-# of these also passes a /v1/ request through itself, for chains built the usual way
-# (Django's test client). Anything else (OpenTelemetry's, when tracing is on) runs for all.
-PAGES_ONLY_MIDDLEWARE = MIDDLEWARE[2:]
+# MIDDLEWARE that API paths (/v1/) skip (billing_site.handler). Each of the pages-only ones
+# also passes a /v1/ request through itself, for chains built the usual way (Django's test
+# client); SecurityMiddleware's headers reach API answers from ApiEdgeMiddleware instead.
+# Anything else (OpenTelemetry's, when tracing is on) runs for all.
+PAGES_ONLY_MIDDLEWARE = MIDDLEWARE[1:]
 
 ROOT_URLCONF = "billing_site.urls"
 APPEND_SLASH = False
