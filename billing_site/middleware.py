@@ -131,9 +131,9 @@ def security_headers() -> dict[bool, tuple[tuple[str, str], ...]]:
     an HTTPS (True) request, worked out once by the middleware itself from the settings.
 
     API answers get them from ApiEdgeMiddleware, whose chain leaves SecurityMiddleware out
-    (billing_site.handler): as a layer of its own, setting three headers with setdefault,
-    it cost a replay about 90k instructions under gunicorn, 3.5% (bench/NOTES.md). The rule
-    stays Django's. Its other job, the redirect to HTTPS, is not one for an API (a redirected
+    (billing_site.handler): as a layer of its own, setting the same three headers with
+    setdefault, it cost a replay 26k instructions more under gunicorn (bench/NOTES.md). The
+    rule stays Django's. Its other job, the redirect to HTTPS, is not one for an API (a redirected
     POST arrives as a GET; TLS ends at the load balancer, and SECURE_SSL_REDIRECT is off).
     """
     middleware = SecurityMiddleware(lambda request: HttpResponse())

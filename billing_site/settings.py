@@ -33,7 +33,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 # The admin behind an HTTPS proxy posts forms from these origins, e.g. https://billing.example.com.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
-# --- Security (headers are set by SecurityMiddleware on every response) ---------------
+# --- Security (SecurityMiddleware's headers on every response; on /v1/ set by the edge) ---
 # TLS ends at the load balancer: trust its X-Forwarded-Proto only when told it exists.
 if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
