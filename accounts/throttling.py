@@ -43,7 +43,8 @@ class BillingRateThrottle(BaseThrottle):
         self._wait: float | None = None
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        key_rate, user_rate = limits()[:2]
+        rates = limits()
+        key_rate, user_rate = rates.per_key, rates.per_user
         if key_rate is None and user_rate is None:
             return True
         principal = request.auth
