@@ -1,5 +1,7 @@
 """Instructions per request of one gunicorn worker, the bare DRF app against the service.
 
+Kinds: a credit check, a new charge (201) and a replayed charge (409).
+
 `make bench` measures req/s, which on a shared 2-core machine swings by a tenth from one run
 to the next (seen here: the same build's check ratio 0.74x, 0.83x and 0.87x within an hour;
 a plain Python loop's time moved by 15%). Instructions do not: valgrind's callgrind
@@ -35,6 +37,8 @@ import run as bench  # the same environments, database and API key as make bench
 
 N = int(os.environ.get("BENCH_INSTRUCTIONS_N", "100"))
 WARMUP = 20
+# New charges need idempotency keys no earlier run used (the bench database is kept).
+RUN = f"{time.time_ns():x}"
 APPS = {
     "bare-drf": ("bench.reference_app:application", {"GUNICORN_ACCESS_LOG": ""}, 18321),
     "service": (
@@ -50,7 +54,7 @@ APPS = {
         18322,
     ),
 }
-KINDS = ("check", "replay")
+KINDS = ("check", "charge", "replay")
 
 
 def body(kind: str, rng: random.Random) -> str:
@@ -58,12 +62,12 @@ def body(kind: str, rng: random.Random) -> str:
         "oauth_provider": "oauth:google",
         "external_id": f"bench-{rng.randint(1, bench.USERS)}@example.com",
     }
-    if kind == "replay":  # the body bench/wrk/replay.lua sends
+    if kind in ("charge", "replay"):  # the bodies bench/wrk/charge.lua and replay.lua send
         data |= {
             "amount_minor": 100,
             "currency": "USD",
             "description": "Agent interaction - bench",
-            "idempotency_key": "bench-replay",
+            "idempotency_key": f"bench-{RUN}-{rng.getrandbits(64):016x}" if kind == "charge" else "bench-replay",
             "metadata": {"agent_id": "datum"},
         }
     return json.dumps(data)
@@ -77,7 +81,7 @@ def send(port: int, kind: str, key: str, n: int, rng: random.Random) -> None:
         response = conn.getresponse()
         response.read()
         conn.close()
-        if response.status not in (200, 409):
+        if response.status not in (200, 201, 409):
             raise RuntimeError(f"{kind}: HTTP {response.status}")
 
 
