@@ -8,7 +8,7 @@ LOCALSTRIPE_VENV ?= .venv-localstripe
 LOCALSTRIPE_PORT ?= 8420
 export DATABASE_URL_TEST ?= postgres://postgres@127.0.0.1:5432/billing
 
-.PHONY: help venv chromium deploy-tools localstripe-venv localstripe run serve test test-pgbouncer test-deploy lint format migrate bench bench-instructions clean
+.PHONY: help venv chromium deploy-tools localstripe-venv localstripe run serve test test-pgbouncer test-deploy lint docs format migrate bench bench-instructions clean
 
 help:
 	@echo "make run    - install, migrate and serve on http://127.0.0.1:8000 (SQLite, no other service needed)"
@@ -17,11 +17,12 @@ help:
 	@echo "make bench  - the production configuration (gunicorn, Redis DB 9, JSON logs) under wrk against a bare DRF app (writes bench/RESULTS.md)"
 	@echo "make bench-instructions - the same two configurations in callgrind: instructions per request (load-proof)"
 	@echo "make lint   - ruff check, ruff format --check, mypy and the import-cycle check"
+	@echo "make docs   - build the manual (docs/, mkdocs.yml) into site/; any warning or broken link fails it"
 	@echo "make test-pgbouncer - the suite with every connection through PgBouncer (transaction pooling, DB_PGBOUNCER=1)"
 	@echo "make test-deploy    - build the Docker image, run docker-compose.yml and docker-compose.scale.yml and test them"
-	@echo "make localstripe - a fake Stripe API on http://127.0.0.1:$(LOCALSTRIPE_PORT) (see README: Purchases)"
+	@echo "make localstripe - a fake Stripe API on http://127.0.0.1:$(LOCALSTRIPE_PORT) (see docs/purchases.md)"
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt requirements-docs.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
@@ -49,7 +50,7 @@ $(LOCALSTRIPE_VENV)/.installed: requirements-localstripe.txt
 
 localstripe-venv: $(LOCALSTRIPE_VENV)/.installed
 
-# For trying purchases locally: run this, then `make run` with the STRIPE_* variables of the README.
+# For trying purchases locally: run this, then `make run` with the STRIPE_* variables of docs/purchases.md.
 localstripe: localstripe-venv
 	$(LOCALSTRIPE_VENV)/bin/python scripts/localstripe_server.py --port $(LOCALSTRIPE_PORT)
 
@@ -112,6 +113,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python scripts/check_imports.py
+
+# The manual as a site (MkDocs, strict: a broken link, a missing anchor or a page left out of
+# the nav fails the build). tests/test_docs_links.py checks README.md's links too.
+docs: venv
+	$(BIN)/mkdocs build --strict --quiet -d site
 
 format: venv
 	$(BIN)/ruff check --fix .

@@ -33,9 +33,15 @@ class PgBouncer:
         self.user = settings_dict.get("USER") or "postgres"
         self.dir = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
         self.log = open(self.dir / "pgbouncer.log", "wb")
+        # As root, pgbouncer runs as postgres, who may not be able to read the checkout (a clone
+        # in a private home or `mktemp -d` folder): it runs a copy of the entrypoint from its own
+        # directory, which it owns.
+        entrypoint = self.dir / PGBOUNCER_ENTRYPOINT.name
+        shutil.copyfile(PGBOUNCER_ENTRYPOINT, entrypoint)
         privileges = _as_unprivileged()
         if privileges:
-            os.chown(self.dir, privileges["user"], privileges["group"])
+            for path in (self.dir, entrypoint):
+                os.chown(path, privileges["user"], privileges["group"])
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "DB_HOST": settings_dict.get("HOST") or "127.0.0.1",
@@ -51,7 +57,7 @@ class PgBouncer:
             "PGBOUNCER_DIR": str(self.dir),
         }
         self.proc = subprocess.Popen(
-            ["sh", str(PGBOUNCER_ENTRYPOINT)], env=env, stdout=self.log, stderr=self.log, **privileges
+            ["sh", str(entrypoint)], cwd=self.dir, env=env, stdout=self.log, stderr=self.log, **privileges
         )
         wait_for_port(self.port, self.proc)
 
