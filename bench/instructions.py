@@ -98,6 +98,19 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 900
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def worker_pid(proc: subprocess.Popen[bytes], timeout: float = 900) -> int:
+    """The gunicorn worker's pid, once the master (slow under valgrind) has forked it."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = children.read_text().split()
+        if pids:
+            time.sleep(5)  # the worker loads the app before it answers
+            return int(pids[0])
+        time.sleep(1)
+    raise RuntimeError("gunicorn forked no worker")
+
+
 def dump_total(pid: int, label: str, out: Path) -> int:
     """Dump the worker's counts since its last dump; return their total."""
     subprocess.run(["callgrind_control", f"--dump={label}", str(pid)], check=True, capture_output=True)
@@ -128,8 +141,7 @@ def measure(name: str, key: str, workdir: Path) -> dict[str, int]:
     )
     try:
         wait_for_port(port, proc)
-        time.sleep(5)
-        worker = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+        worker = worker_pid(proc)
         rng = random.Random(3)
         counts = {}
         for kind in KINDS:
