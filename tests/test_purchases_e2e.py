@@ -23,7 +23,7 @@ from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase, PurchaseStatus
 from tests.factories import create_api_key
 from tests.localstripe import CARD_DECLINED, encode, make_event, sign
-from webhooks.services import webhook_endpoint_setup
+from webhooks.endpoint_setup import webhook_endpoint_setup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
