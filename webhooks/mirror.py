@@ -22,6 +22,7 @@ import traceback
 from typing import Any
 
 from django.db import models
+from djstripe.models import Account as StripeAccount
 from djstripe.models import APIKey, Charge, Dispute, PaymentIntent, Refund, StripeModel, WebhookEventTrigger
 from djstripe.settings import djstripe_settings
 
@@ -57,11 +58,17 @@ def refresh(*, trigger: WebhookEventTrigger, obj: dict[str, Any], api_key: str |
 
 
 def _know_owner_account(api_key: str) -> None:
-    """dj-stripe links every stored object to the Stripe account of its API key, asking
-    Stripe for it (from inside its transaction) while it does not know it: ask first."""
+    """dj-stripe links every stored object to the Stripe account of its API key, and asks
+    Stripe for that account (from inside its transaction) while it does not know it. So
+    the account is fetched here, and linked to the key before dj-stripe stores it
+    (`APIKey.refresh_account` would store it first, and ask Stripe again while storing)."""
     key, _ = APIKey.objects.get_or_create_by_api_key(api_key)
-    if key.djstripe_owner_account_id is None:
-        key.refresh_account()
+    if key.djstripe_owner_account_id is not None:
+        return
+    data = StripeAccount.stripe_class.retrieve(api_key=api_key, stripe_version=djstripe_settings.STRIPE_API_VERSION)
+    key.djstripe_owner_account, _ = StripeAccount.objects.get_or_create(id=data["id"])
+    key.save(update_fields=["djstripe_owner_account"])
+    StripeAccount.sync_from_stripe_data(data, api_key=api_key)
 
 
 def _store(model: type[StripeModel], object_id: str, *, api_key: str, underway: set[str]) -> None:
