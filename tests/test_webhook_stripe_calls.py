@@ -70,7 +70,8 @@ def test_a_payment_delivery_credits_then_refreshes_the_copy_with_no_transaction_
 
     assert response.status_code == 200, response.content
     assert _credits(user) == 1
-    assert StripePaymentIntent.objects.get(id=paid_intent["id"]).stripe_data["status"] == "succeeded", "dj-stripe's copy is stored"
+    copy = StripePaymentIntent.objects.get(id=paid_intent["id"])  # dj-stripe's copy, refreshed
+    assert copy.stripe_data["status"] == "succeeded"
     urls = [url for _, url, _ in stripe_requests]
     assert any(paid_intent["id"] in url for url in urls), urls  # fetched for the copy...
     assert [url for _, url, inside in stripe_requests if inside] == []  # ...never inside a transaction

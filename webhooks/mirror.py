@@ -76,9 +76,11 @@ def _store(model: type[StripeModel], object_id: str, *, api_key: str, underway: 
     underway.add(object_id)
     data = model.stripe_class.retrieve(object_id, api_key=api_key, stripe_version=djstripe_settings.STRIPE_API_VERSION)
     for field in _related_stripe_fields(model):
-        related_id = data.get(field.name)  # a bare id (an expanded object dj-stripe stores as given)
-        related: type[StripeModel] = field.related_model  # type: ignore[assignment]
-        if isinstance(related_id, str) and related_id not in underway and not related.objects.filter(id=related_id).exists():
+        related_id = data.get(field.name)
+        if not isinstance(related_id, str) or related_id in underway:
+            continue  # none, an expanded object (dj-stripe stores it as given), or being stored now
+        related: type[StripeModel] = field.related_model
+        if not related.objects.filter(id=related_id).exists():
             _store(related, related_id, api_key=api_key, underway=underway)
     model.sync_from_stripe_data(data, api_key=api_key)
 
