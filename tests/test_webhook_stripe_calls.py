@@ -13,8 +13,8 @@ import pytest
 import stripe
 from django.conf import settings
 from django.db import connection, transaction
+from djstripe.models import Event, WebhookEventTrigger
 from djstripe.models import PaymentIntent as StripePaymentIntent
-from djstripe.models import WebhookEventTrigger
 
 from ledger.models import EntryKind, LedgerEntry
 from purchases.stripe_api import StripeRequestInTransaction
@@ -116,6 +116,7 @@ def test_when_stripe_is_down_the_credit_stands_and_the_failed_refresh_is_recorde
 
     assert response.status_code == 200, "the credit needs nothing from Stripe"
     assert _credits(user) == 1
+    assert Event.objects.filter(id=event["id"]).exists(), "stored from the signed body"
     assert not StripePaymentIntent.objects.filter(id=paid_intent["id"]).exists()
     trigger = WebhookEventTrigger.objects.get(event_id=event["id"])
     assert trigger.processed is True

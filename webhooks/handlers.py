@@ -13,6 +13,10 @@ Anything raised rolls the whole delivery back, the Event too, so Stripe's next d
 processed afresh; dj-stripe keeps the exception and traceback on the trigger row. No Stripe
 request is made here: the transaction holds the account row lock. Once it has committed,
 dj-stripe's copy of the object is refreshed from Stripe (webhooks.mirror).
+
+The event log is dj-stripe's: one Event per event processed, and one WebhookEventTrigger
+per delivery, linked to its Event, with its outcome (valid, processed) and its error
+(exception, traceback), as the admin shows them.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@
    409 when it came before the event it depends on (a refund before its credit); 503
    while the database is unavailable; 500 for any other failure. Every failure rolls the
    delivery back, so Stripe's next delivery is processed afresh; never a 200 with
-   nothing credited.
+   nothing credited. Between the commit and the answer, dj-stripe's copy of the object is
+   refreshed from Stripe (webhooks.mirror); a failure there is recorded, not answered.
 """
 
 from __future__ import annotations
