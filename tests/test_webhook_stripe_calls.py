@@ -40,7 +40,8 @@ def stripe_requests(monkeypatch):
 
 @pytest.fixture
 def paid_intent(api, localstripe, user):
-    response = api.post("/v1/billing/purchases", user, format="json")
+    # With an email, so the intent names a Stripe Customer, and a card: objects dj-stripe lacks.
+    response = api.post("/v1/billing/purchases", {**user, "customer_email": "buyer@example.com"}, format="json")
     assert response.status_code == 201, response.content
     payment_id = response.json()["payment_id"]
     localstripe.pay(payment_id)
@@ -72,6 +73,7 @@ def test_a_payment_delivery_credits_then_refreshes_the_copy_with_no_transaction_
     assert _credits(user) == 1
     copy = StripePaymentIntent.objects.get(id=paid_intent["id"])  # dj-stripe's copy, refreshed
     assert copy.stripe_data["status"] == "succeeded"
+    assert copy.customer is not None and copy.payment_method is not None, "the objects it names, stored first"
     urls = [url for _, url, _ in stripe_requests]
     assert any(paid_intent["id"] in url for url in urls), urls  # fetched for the copy...
     assert [url for _, url, inside in stripe_requests if inside] == []  # ...never inside a transaction

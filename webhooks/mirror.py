@@ -13,6 +13,8 @@ stored by dj-stripe (`sync_from_stripe_data`). dj-stripe fetches any related obj
 lacks (customer, payment method, charge...) from inside its own transaction; the stripe
 library's global client refuses that (purchases.stripe_api.NoRequestInTransaction). So
 those objects are fetched and stored first, here, each before the object that names it.
+Two objects that name each other (a customer and its default payment method) cannot both
+go first: that refresh fails and is recorded.
 """
 
 from __future__ import annotations
@@ -74,11 +76,18 @@ def _know_owner_account(api_key: str) -> None:
 def _store(model: type[StripeModel], object_id: str, *, api_key: str, underway: set[str]) -> None:
     """Fetch the object, store the related objects it names that dj-stripe lacks, then store it."""
     underway.add(object_id)
-    data = model.stripe_class.retrieve(object_id, api_key=api_key, stripe_version=djstripe_settings.STRIPE_API_VERSION)
+    data = model.stripe_class.retrieve(
+        object_id, api_key=api_key, stripe_version=djstripe_settings.STRIPE_API_VERSION
+    ).to_dict(for_json=True)
+    # The fields as dj-stripe reads them (a Customer's default payment method is under its
+    # invoice_settings). A private hook of dj-stripe's: the refresh tests fail without it.
+    fields = model._manipulate_stripe_object_hook(data)
     for field in _related_stripe_fields(model):
-        related_id = data.get(field.name)
+        related_id = fields.get(field.name)
         if not isinstance(related_id, str) or related_id in underway:
-            continue  # none, an expanded object (dj-stripe stores it as given), or being stored now
+            # None, an expanded object (stored as given), or one being stored further up
+            # (a cycle: dj-stripe would fetch it inside its transaction, which is refused).
+            continue
         related: type[StripeModel] = field.related_model
         if not related.objects.filter(id=related_id).exists():
             _store(related, related_id, api_key=api_key, underway=underway)
