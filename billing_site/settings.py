@@ -302,6 +302,8 @@ else:
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
+# Verified deliveries go to our handler (store the Event, move the money), not dj-stripe's receivers.
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "webhooks.handlers.process_delivery"
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -200,22 +200,3 @@ def refund_purchase(*, refund: dict[str, Any], event_id: str) -> Purchase:
 def is_refund_event(event_type: str) -> bool:
     """Events whose object is a Refund (charge.refund.updated is the older name of refund.updated)."""
     return event_type.startswith("refund.") or event_type == "charge.refund.updated"
-
-
-def check_payment_event(*, event_type: str, obj: dict[str, Any], event_id: str) -> None:
-    """Raise PaymentEventRejected for an event about a purchase of ours that disagrees with it.
-
-    Read-only, run before dj-stripe syncs the object; an event that is not ours passes.
-    """
-    if event_type.startswith("payment_intent."):
-        if payment_is_ours(intent_id=obj.get("id"), metadata=metadata_of(obj)):
-            payment_intent_purchase(intent=obj, event_id=event_id)
-    elif event_type.startswith("charge.dispute."):
-        if payment_is_ours(intent_id=obj.get("payment_intent"), metadata=metadata_of(obj)):
-            dispute_purchase(dispute=obj, event_id=event_id)
-    elif is_refund_event(event_type):
-        if payment_is_ours(intent_id=refund_intent_id(obj), metadata=metadata_of(obj)):
-            refund_purchase(refund=obj, event_id=event_id)
-    elif event_type.startswith("charge."):
-        if payment_is_ours(intent_id=obj.get("payment_intent"), metadata=metadata_of(obj)):
-            charge_purchase(charge=obj, event_id=event_id)

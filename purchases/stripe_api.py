@@ -1,7 +1,9 @@
-"""The few Stripe API calls purchases make, behind one small seam.
+"""How this service talks to Stripe: the few calls purchases make, and the library's global client.
 
 Every call here is network I/O: callers make them outside any transaction or row lock,
 with an idempotency key derived from a database id so a retry never makes a second object.
+dj-stripe calls Stripe through the library's global client, which refuses to send a
+request while a database transaction is open (`NoRequestInTransaction`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from django.db import connection
 
 from billing_site.errors import ServiceUnavailable
 
@@ -20,9 +23,7 @@ logger = logging.getLogger(__name__)
 # A slow Stripe must not hold a worker for the library's default 80 s.
 STRIPE_TIMEOUT_SECONDS = 15
 STRIPE_NETWORK_RETRIES = 2
-# The stripe library's global client, used by dj-stripe: while processing a webhook its own
-# receivers fetch the PaymentIntent, Charge or PaymentMethod from Stripe inside the webhook's
-# database transaction. Shorter still: that transaction stays open for the whole call.
+# The stripe library's global client, used by dj-stripe (webhooks.mirror).
 GLOBAL_TIMEOUT_SECONDS = 10
 GLOBAL_NETWORK_RETRIES = 1
 NOT_CONFIGURED = (
@@ -31,14 +32,28 @@ NOT_CONFIGURED = (
 )
 
 
-def configure_global_client() -> None:
-    """Bound the stripe library's global client (dj-stripe's calls): 10 s, one retry.
+class StripeRequestInTransaction(Exception):
+    """A Stripe request asked for while a database transaction is open: not sent."""
 
-    The library's default is an 80 s timeout; dj-stripe calls Stripe from inside the
-    webhook's transaction, so a slow Stripe would hold that transaction (and a worker) open.
-    A timeout fails the delivery (500, rolled back) and Stripe delivers it again later.
+
+class NoRequestInTransaction(stripe.RequestsClient):
+    """The global client: a request made while a transaction is open fails, unsent.
+
+    dj-stripe fetches related objects it lacks from inside its own transactions. Sent, such
+    a request would hold that transaction open for as long as Stripe takes to answer (on
+    SQLite the database's one write lock, stopping every charge meanwhile). Refused, the
+    dj-stripe operation fails instead, and its caller records the failure.
     """
-    stripe.default_http_client = stripe.RequestsClient(timeout=GLOBAL_TIMEOUT_SECONDS)
+
+    def request_with_retries(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if connection.in_atomic_block:
+            raise StripeRequestInTransaction(f"Stripe {method.upper()} {url} refused: a database transaction is open")
+        return super().request_with_retries(method, url, *args, **kwargs)
+
+
+def configure_global_client() -> None:
+    """Bound the stripe library's global client (dj-stripe's calls): 10 s, one retry, no transaction open."""
+    stripe.default_http_client = NoRequestInTransaction(timeout=GLOBAL_TIMEOUT_SECONDS)
     stripe.max_network_retries = GLOBAL_NETWORK_RETRIES
 
 

@@ -110,6 +110,6 @@ def localstripe(localstripe_server, settings):
 @pytest.fixture
 def webhook_endpoint(db: None):
     """dj-stripe's endpoint row, made the way `manage.py setup_stripe_webhook` makes it."""
-    from webhooks.services import webhook_endpoint_setup
+    from webhooks.endpoint_setup import webhook_endpoint_setup
 
     return webhook_endpoint_setup(base_url="http://testserver").endpoint

@@ -3,7 +3,7 @@
 Each event carries its object as it was when the event happened, and the event's own
 `created`; tests deliver them in any order, as Stripe may. `deliver` runs them through
 the webhook's own routing (webhooks.handlers.process_payment_event) inside a savepoint,
-as dj-stripe does: an event that raises leaves nothing behind.
+as the delivery's transaction does: an event that raises leaves nothing behind.
 """
 
 from __future__ import annotations

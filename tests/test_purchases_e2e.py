@@ -23,7 +23,7 @@ from ledger.models import EntryKind, LedgerEntry
 from purchases.models import Purchase, PurchaseStatus
 from tests.factories import create_api_key
 from tests.localstripe import CARD_DECLINED, encode, make_event, sign
-from webhooks.services import webhook_endpoint_setup
+from webhooks.endpoint_setup import webhook_endpoint_setup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -208,8 +208,8 @@ def test_concurrent_retries_of_one_purchase_make_one_purchase(live_server, user,
 
 @pytest.mark.concurrency
 def test_distinct_new_events_for_one_intent_delivered_concurrently_credit_once(http, user, localstripe, stripe_webhook):
-    # Not a replay of a stored event (which dj-stripe answers without calling us): eight
-    # distinct event ids, each one new, so each reaches our receiver and its locks.
+    # Not a replay of a stored event (answered without reaching the credit): eight
+    # distinct event ids, each one new, so each reaches the credit and its locks.
     localstripe.register_webhook(name=WEBHOOK_NAME, url="http://127.0.0.1:9/", secret="whsec_unused")
     payment_id = http("POST", "/v1/billing/purchases", user).json()["payment_id"]
     localstripe.pay(payment_id)

@@ -1,9 +1,10 @@
 """SQLite mode: a charge during a webhook whose Stripe fetch is slow still succeeds.
 
 The real server (gunicorn, two workers) runs on a SQLite file; Stripe is localstripe behind
-a proxy on loopback that answers the webhook's fetch of its PaymentIntent 3 s late. While
-the webhook waits for Stripe, a charge must not wait for SQLite's write lock (its busy
-timeout is set to 1 s here, so a lock held through the fetch would answer 503).
+a proxy on loopback that answers a fetch of the PaymentIntent 3 s late (the webhook
+refreshes dj-stripe's copy of it after crediting). While the webhook waits for Stripe, a
+charge must not wait for SQLite's write lock (its busy timeout is set to 1 s here, so a
+lock held through the fetch would answer 503).
 """
 
 from __future__ import annotations

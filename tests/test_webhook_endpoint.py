@@ -112,7 +112,7 @@ def test_the_configured_endpoint_weakened_in_the_database_refuses_deliveries(
 
 
 def test_setup_stripe_webhook_repairs_a_weakened_endpoint(client, webhook_endpoint, paid_intent):
-    from webhooks.services import webhook_endpoint_setup
+    from webhooks.endpoint_setup import webhook_endpoint_setup
 
     WebhookEndpoint.objects.filter(pk=webhook_endpoint.pk).update(djstripe_validation_method="none")
     webhook_endpoint_setup(base_url="http://testserver")

@@ -1,37 +1,40 @@
-"""Stripe events that move money, received through dj-stripe.
+"""What a verified Stripe delivery does: its Event is stored, then our services move the money.
 
-dj-stripe verifies each delivery's signature, stores it (WebhookEventTrigger, and the
-Event once processed) and calls these receivers inside its transaction: anything raised
-here rolls the whole delivery back, the trigger row keeps the traceback, and the webhook
-answers non-2xx so Stripe delivers again. A replayed event id is answered 200 by dj-stripe
-without calling the receivers again; the ledger's unique constraints make a second credit
-impossible even so. Refund and dispute events record the state of their Refund or
-Dispute and settle the credit from the latest state of each (purchases.reversals), so they
-converge in any delivery order. Event types not listed here are stored by dj-stripe and answered 200,
-and so are events about payments that are not ours (the Stripe account may take others):
-those are logged as errors and credit nothing (purchases.matching.payment_is_ours).
+dj-stripe receives every delivery (webhooks.views), stores it as a WebhookEventTrigger,
+verifies its signature, and then, inside one transaction, hands it to `process_delivery`
+(settings.DJSTRIPE_WEBHOOK_EVENT_CALLBACK) in place of its own receivers:
+1. the Event is stored from the body Stripe signed (no fetch from Stripe); an event id
+   already stored is a replay, and nothing more happens;
+2. the service for its type (`process_payment_event`) matches the object to a purchase of
+   ours once (purchases.matching: ours at all? same account, amount, currency?) and moves
+   the money with the account row locked. Events about payments that are not ours, and
+   event types we do not act on, are stored and credit nothing.
+Anything raised rolls the whole delivery back, the Event too, so Stripe's next delivery is
+processed afresh; dj-stripe keeps the exception and traceback on the trigger row. No Stripe
+request is made here: the transaction holds the account row lock. Once it has committed,
+dj-stripe's copy of the object is refreshed from Stripe (webhooks.mirror).
 
-This path calls Stripe: dj-stripe's own receivers run before ours and fetch the event's
-object (PaymentIntent, Charge, Dispute, PaymentMethod; not Refunds) from Stripe, inside the webhook's
-transaction. The stripe library's global client is bounded for that (short timeout, one
-retry: purchases.stripe_api.configure_global_client); a failure there answers 500, rolls
-back, and Stripe delivers again. Our own receivers make no network call.
+The event log is dj-stripe's: one Event per event processed, and one WebhookEventTrigger
+per delivery, linked to its Event, with its outcome (valid, processed) and its error
+(exception, traceback), as the admin shows them.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
 import logging
 from typing import Any
 
-from django.dispatch import receiver
-from djstripe.event_handlers import djstripe_receiver
+from django.db import IntegrityError, transaction
+from djstripe.models import Account as StripeAccount
 from djstripe.models import Event, WebhookEventTrigger
-from djstripe.signals import webhook_post_validate
 
-from purchases.matching import PaymentEventRejected, check_payment_event, is_refund_event
+from purchases.matching import PaymentEventRejected, is_refund_event
 from purchases.models import PurchaseStatus
 from purchases.reversals import purchase_dispute, purchase_refund, purchase_refund_changed
 from purchases.services import purchase_credit_from_intent, purchase_mark_failed
+from webhooks import mirror
 
 logger = logging.getLogger(__name__)
 
@@ -48,37 +51,31 @@ DISPUTE_EVENTS = frozenset(
 )
 # Events about a payment's charge: its refunds and its disputes.
 CHARGE_EVENTS = frozenset({"charge.refunded"}) | REFUND_EVENTS | DISPUTE_EVENTS
-# Every event type the service needs Stripe to send (setup_stripe_webhook lists them).
+# Every event type the service acts on (setup_stripe_webhook lists them for the dashboard).
 HANDLED_EVENTS = tuple(sorted(INTENT_EVENTS | CHARGE_EVENTS))
 
 
-def _payload(data: Any, event_id: str) -> dict[str, Any]:
-    """The event's `data.object` (the PaymentIntent, Charge, Refund or Dispute)."""
-    payload = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(payload, dict):
-        logger.error("stripe event without an object", extra={"stripe_event": event_id})
-        raise PaymentEventRejected("event has no data.object")
-    return payload
-
-
-@receiver(webhook_post_validate, sender=WebhookEventTrigger, dispatch_uid="ciris_check_payment_events")
-def check_event_before_sync(sender: type, instance: WebhookEventTrigger, valid: bool, **kwargs: Any) -> None:
-    """Refuse a verified event about a purchase of ours that disagrees with it (another
-    account, amount, currency) before dj-stripe syncs its object from Stripe.
-
-    Events about payments that are not ours pass: dj-stripe stores (and syncs) them and our
-    receivers ignore them. This check only reads; the receivers check again and do the work.
-    """
-    if not valid:
-        return
-    body = instance.json_body
-    event_type, event_id = body.get("type"), str(body.get("id"))
-    if event_type in INTENT_EVENTS or event_type in CHARGE_EVENTS:
-        check_payment_event(event_type=event_type, obj=_payload(body.get("data"), event_id), event_id=event_id)
+def process_delivery(trigger: WebhookEventTrigger, *, api_key: str | None = None, **kwargs: Any) -> None:
+    """dj-stripe's WEBHOOK_EVENT_CALLBACK: a verified delivery, inside dj-stripe's transaction."""
+    body: dict[str, Any] = trigger.json_body
+    event, stored_now = _store_event(body, owner=trigger.stripe_trigger_account)
+    if not stored_now:
+        logger.info("stripe event already processed", extra={"stripe_event": event.id})
+    elif body["type"] in HANDLED_EVENTS:
+        obj = _payload(body, event.id)
+        process_payment_event(
+            event_type=body["type"], obj=obj, event_id=event.id, event_created=_epoch(body.get("created"))
+        )
+        transaction.on_commit(
+            functools.partial(mirror.refresh, trigger=trigger, obj=obj, api_key=api_key),
+            robust=True,  # webhooks.mirror records its own failures; the credit has committed
+        )
+    # Only once nothing can fail any more: dj-stripe saves the trigger after a failure too.
+    trigger.event, trigger.processed = event, True
 
 
 def process_payment_event(*, event_type: str, obj: dict[str, Any], event_id: str, event_created: int) -> None:
-    """Route one verified event to its service (the receivers below; tests call it directly)."""
+    """Route one verified event to its service (tests call it directly)."""
     if event_type == "payment_intent.succeeded":
         purchase_credit_from_intent(intent=obj, event_id=event_id)
     elif event_type == "payment_intent.payment_failed":
@@ -95,14 +92,42 @@ def process_payment_event(*, event_type: str, obj: dict[str, Any], event_id: str
         raise ValueError(f"not a payment event: {event_type}")
 
 
-def _created(event: Event) -> int:
-    """The event's `created` (epoch seconds), from the body Stripe signed."""
-    created = event.created
-    return int(created.timestamp()) if created is not None else 0
+def _store_event(body: dict[str, Any], *, owner: StripeAccount | None) -> tuple[Event, bool]:
+    """The Event row for this body, and whether this delivery stored it (False: a replay)."""
+    stored = Event.objects.filter(id=body["id"]).first()
+    if stored is not None:
+        return stored, False
+    request = body.get("request")
+    request = request if isinstance(request, dict) else {"id": request}
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(
+                id=body["id"],
+                type=body["type"],
+                livemode=body["livemode"],
+                api_version=body.get("api_version") or "",
+                created=datetime.datetime.fromtimestamp(_epoch(body.get("created")), tz=datetime.UTC),
+                data=body["data"],
+                request_id=request.get("id") or "",
+                idempotency_key=request.get("idempotency_key") or "",
+                stripe_data=body,
+                djstripe_owner_account=owner,
+            )
+    except IntegrityError:
+        # The same event delivered twice at once: the other delivery stored it, and acted on it.
+        return Event.objects.get(id=body["id"]), False
+    return event, True
 
 
-@djstripe_receiver(sorted(HANDLED_EVENTS))
-def on_payment_event(sender: type, event: Event, **kwargs: Any) -> None:
-    process_payment_event(
-        event_type=event.type, obj=_payload(event.data, event.id), event_id=event.id, event_created=_created(event)
-    )
+def _payload(body: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """The event's `data.object` (the PaymentIntent, Charge, Refund or Dispute)."""
+    payload = body["data"].get("object")
+    if not isinstance(payload, dict):
+        logger.error("stripe event without an object", extra={"stripe_event": event_id})
+        raise PaymentEventRejected("event has no data.object")
+    return payload
+
+
+def _epoch(value: Any) -> int:
+    """The event's `created` (epoch seconds), 0 when absent."""
+    return value if type(value) is int else 0

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from webhooks.endpoint_setup import webhook_endpoint_setup, webhook_url
 from webhooks.handlers import HANDLED_EVENTS
-from webhooks.services import webhook_endpoint_setup, webhook_url
 
 
 class Command(BaseCommand):
