@@ -62,7 +62,7 @@ urlpatterns = [
     path("v1/tools/", include("tools.urls")),
     path("health", site_views.health, name="health"),
     path("metrics", site_views.metrics_view, name="metrics"),
-    # dj-stripe's webhook view behind ours (400 for events that match no purchase of ours);
+    # Our webhook view (webhooks.views: our refusals, then dj-stripe stores and verifies);
     # with and without the trailing slash, ahead of dj-stripe's own (slash-less) route.
     path("stripe/webhook/<uuid:uuid>/", webhook_views.StripeWebhookView.as_view(), name="stripe-webhook"),
     path("stripe/webhook/<uuid:uuid>", webhook_views.StripeWebhookView.as_view()),

@@ -31,9 +31,7 @@ from ledger.models import EntryKind, LedgerEntry
 from ledger.services import MAX_BALANCE_MINOR, ledger_post
 from purchases import stripe_api
 from purchases.locking import lock_account_and_purchase
-from purchases.matching import (  # noqa: F401  (the exceptions are imported from here by webhooks.views)
-    PaymentEventNotReady,
-    PaymentEventRejected,
+from purchases.matching import (
     ignored_if_not_ours,
     payment_intent_purchase,
     reject,
