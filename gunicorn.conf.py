@@ -81,8 +81,7 @@ class JsonLogger(glogging.Logger):
         if isinstance(status, str):
             status = status.split(None, 1)[0]
         fields = {
-            # Left in the environ by the app's edge middleware (billing_site.request_context):
-            # the request has ended, so the id is no longer in its contextvar.
+            # Left by the edge middleware (billing_site.request_context.REQUEST_ID_ENVIRON).
             "request_id": environ.get("billing.request_id"),
             "remote_addr": environ.get("REMOTE_ADDR"),
             "method": environ.get("REQUEST_METHOD"),
