@@ -8,7 +8,11 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -80,13 +84,25 @@ def test_a_traceback_is_written_with_the_line(queued):
 
 def test_a_line_is_ascii_json_whatever_its_fields_hold(queued):
     handler, stream = queued
-    a_logger(handler, "tests.logs.ascii").info("café ☕", extra={"big": 2**70, "when": time.gmtime(0)})
+    fields = {
+        "big": 2**70,
+        "charge_id": uuid.UUID("d9371535-77e4-47e4-a156-94e58e9e89e5"),
+        "amount": Decimal("1.50"),
+        "at": datetime(2026, 12, 1, 16, 53, 57, 438000, tzinfo=UTC),
+    }
+    a_logger(handler, "tests.logs.ascii").info("café ☕", extra=fields)
 
     handler.flush()
 
     assert stream.getvalue().isascii()
     (line,) = lines(stream)
-    assert (line["message"], line["big"]) == ("café ☕", 2**70)
+    assert (line["message"], line["big"], line["charge_id"], line["amount"], line["at"]) == (
+        "café ☕",
+        2**70,
+        "d9371535-77e4-47e4-a156-94e58e9e89e5",
+        "1.50",
+        "2026-12-01T16:53:57.438000+00:00",
+    )
 
 
 def test_lines_are_written_by_the_thread_without_anyone_flushing(queued):
@@ -100,9 +116,23 @@ def test_lines_are_written_by_the_thread_without_anyone_flushing(queued):
     assert lines(stream)[0]["message"] == "one"
 
 
-def test_a_closed_handler_still_writes(queued):
+class WriterRecordingStream(io.StringIO):
+    """Remembers which thread wrote each piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writers.append(threading.current_thread().name)
+        return super().write(text)
+
+
+def test_a_closed_handler_still_writes_from_its_thread():
     """dictConfig closes the handlers gunicorn's access logger keeps using."""
-    handler, stream = queued
+    stream = WriterRecordingStream()
+    handler = QueuedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
     logger = a_logger(handler, "tests.logs.closed")
     logger.info("before")
     handler.close()
@@ -110,7 +140,9 @@ def test_a_closed_handler_still_writes(queued):
 
     handler.flush()
 
-    assert [line["message"] for line in lines(stream)] == ["before", "after"]
+    assert stream.getvalue() == "before\nafter\n"
+    assert threading.current_thread().name not in stream.writers  # never on the request's thread
+    handler.stop()
 
 
 def test_a_forked_worker_writes_its_lines_through_its_own_thread(tmp_path):
