@@ -10,7 +10,8 @@ transaction committed: from the views (after the service returned or raised) or 
 `transaction.on_commit`. Never inside the transaction: a rollback would leave a count of
 something that did not happen.
 
-Counting only: each money event is logged once, by the service where it happens.
+It counts; each money event is logged once, by the service where it happens. The one line
+written here is a configuration warning: a charge amount other than one use's price.
 """
 
 from __future__ import annotations
