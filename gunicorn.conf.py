@@ -72,16 +72,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
 class JsonLogger(glogging.Logger):
-    """Access log lines as JSON objects (one per request), with the request id.
-
-    The worker only collects the fields; the line is serialized (with its time) and written
-    by a background thread (billing_site.logqueue), after the response has been sent. With
-    the handler configured below the fields are handed over without a LogRecord.
-    """
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        self._fields_handler_cache = False  # handlers may be new (a reload): look again
+    """Access log lines in the app's JSON shape (one per request), with the request's id."""
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not self.cfg.accesslog:  # GUNICORN_ACCESS_LOG="" switches it off
@@ -89,19 +80,9 @@ class JsonLogger(glogging.Logger):
         status = resp.status
         if isinstance(status, str):
             status = status.split(None, 1)[0]
-        # Left in the environ by the app's edge middleware (billing_site.request_context);
-        # a response that never passed through it is searched for the header.
-        request_id = environ.get("billing.request_id")
-        if request_id is None:
-            for name, value in resp.headers:
-                if name.lower() == "x-request-id":
-                    request_id = value
-                    break
         fields = {
-            "level": "INFO",
-            "logger": "gunicorn.access",
-            "message": "request",
-            "request_id": request_id,
+            # Left by the edge middleware (billing_site.request_context.REQUEST_ID_ENVIRON).
+            "request_id": environ.get("billing.request_id"),
             "remote_addr": environ.get("REMOTE_ADDR"),
             "method": environ.get("REQUEST_METHOD"),
             "path": environ.get("PATH_INFO"),
@@ -111,39 +92,23 @@ class JsonLogger(glogging.Logger):
             "user_agent": environ.get("HTTP_USER_AGENT"),
         }
         try:
-            handler = self._fields_handler()
-            if handler is not None:
-                handler.append_fields(fields)
-            else:
-                self.access_log.info(fields)
+            self.access_log.info("request", extra=fields)
         except Exception:  # a log line must never fail a request
             self.exception("failed to write the access log")
-
-    def _fields_handler(self) -> Any:
-        """The access logger's one handler if it takes lines without a LogRecord (logqueue)."""
-        cached = getattr(self, "_fields_handler_cache", False)
-        if cached is False:
-            from billing_site.logqueue import fields_handler
-
-            cached = self._fields_handler_cache = fields_handler(self.access_log, 20)  # INFO
-        return cached
 
 
 logger_class = JsonLogger
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        # One JSON object per line (billing_site.logqueue); access lines arrive as dicts of
-        # fields and are serialized on the log thread.
-        "json": {"()": "billing_site.logqueue.JsonLineFormatter"},
-        "access_json": {"()": "billing_site.logqueue.JsonLineFormatter"},
-    },
+    # The app's JSON lines (billing_site.logs); access lines are formatted and written by a
+    # background thread in each worker.
+    "formatters": {"json": {"()": "billing_site.logs.json_formatter"}},
     "handlers": {
         "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
         "access_console": {
-            "()": "billing_site.logqueue.background_stream_handler",
-            "formatter": "access_json",
+            "()": "billing_site.logs.QueuedStreamHandler",
+            "formatter": "json",
             "stream": "ext://sys.stdout",
         },
     },
@@ -182,10 +147,10 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Move what loading the app made (modules, classes, settings, URL patterns: about
-    145k objects) out of the garbage collector's generations, as it never becomes garbage:
-    otherwise each full collection walks all of it again, on the request path (a replay's
-    CPU: about 2.5%, bench/NOTES.md). Objects made later are collected as usual."""
+    """Move what loading the app made (modules, classes, settings, URL patterns) out of the
+    garbage collector's generations, as it never becomes garbage: otherwise each full
+    collection walks all of it again, on the request path. Objects made later are collected
+    as usual."""
     import gc
 
     gc.collect()

@@ -10,15 +10,14 @@ transaction committed: from the views (after the service returned or raised) or 
 `transaction.on_commit`. Never inside the transaction: a rollback would leave a count of
 something that did not happen.
 
-Money events are also logged here, one JSON line each, with account, amount and outcome
-(never a key, a secret or card data).
+It counts; each money event is logged once, by the service where it happens. The one line
+written here is a configuration warning: a charge amount other than one use's price.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -31,7 +30,6 @@ from billing_site.errors import (
     IdempotencyMismatch,
     InsufficientCredits,
 )
-from billing_site.logqueue import log_fields
 
 logger = logging.getLogger("billing.events")
 
@@ -112,9 +110,11 @@ CHARGEBACK_SHORTFALL_MINOR = Counter(
     "Credit minor units chargebacks could not take back because they were already spent.",
 )
 
-# The labelled children, looked up once (`labels()` takes a lock and builds its key per call).
-_CHECK_SERIES = {result: CREDIT_CHECKS.labels(result=result) for result in CHECK_RESULTS}
-_CHARGE_SERIES = {result: CHARGES.labels(result=result) for result in CHARGE_RESULTS}
+# Every series exists from the start (at 0), so a dashboard sees it before the first event.
+for _result in CHECK_RESULTS:
+    CREDIT_CHECKS.labels(result=_result)
+for _result in CHARGE_RESULTS:
+    CHARGES.labels(result=_result)
 for _outcome in PURCHASE_OUTCOMES:
     PURCHASES.labels(outcome=_outcome)
 for _direction in ("below", "above"):
@@ -124,46 +124,22 @@ for _direction in ("below", "above"):
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-# The labelled children per (route, method, status): `labels()` takes a lock and builds the
-# key on every call; routes, methods and statuses are few, so each pair is looked up once.
-_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-
 def observe_request(*, route: str, method: str, status: int, seconds: float) -> None:
     if method not in _METHODS:
         method = "other"  # any string can arrive as a method: keep the label set bounded
-    series = _request_series.get((route, method, status))
-    if series is None:
-        series = REQUEST_LATENCY.labels(route, method), REQUESTS.labels(route, method, str(status))
-        _request_series[(route, method, status)] = series
-    series[0].observe(seconds)
-    series[1].inc()
+    REQUEST_LATENCY.labels(route, method).observe(seconds)
+    REQUESTS.labels(route, method, str(status)).inc()
 
 
 def observe_credit_check(*, result: str) -> None:
-    (_CHECK_SERIES.get(result) or CREDIT_CHECKS.labels(result=result)).inc()
+    CREDIT_CHECKS.labels(result=result).inc()
 
 
-def observe_charge(*, result: str, account_id: object, amount_minor: int, debited_minor: int = 0) -> None:
-    """Count a charge's outcome; log the ones the service did not (refusals and replays).
-
-    Call after the charge transaction ended. The service itself logs each charge it makes.
-    """
-    (_CHARGE_SERIES.get(result) or CHARGES.labels(result=result)).inc()
+def observe_charge(*, result: str, debited_minor: int = 0) -> None:
+    """Count a charge's outcome (one of CHARGE_RESULTS); call after its transaction ended."""
+    CHARGES.labels(result=result).inc()
     if debited_minor:
         CHARGED_MINOR.inc(debited_minor)
-    if result not in ("ok", "free"):
-        log_fields(
-            logger,
-            logging.INFO,
-            "charge refused" if result != "duplicate" else "charge replayed",
-            {
-                "event": "charge",
-                "outcome": result,
-                "account_id": str(account_id) if account_id else None,
-                "amount_minor": amount_minor,
-            },
-        )
 
 
 # Amounts already warned about in this process (bounded: a caller cannot grow it forever).
@@ -202,8 +178,8 @@ def charge_refusal_result(error: BillingError) -> str:
     return "refused"
 
 
-def observe_charge_refusal(error: BillingError, *, amount_minor: int) -> None:
-    observe_charge(result=charge_refusal_result(error), account_id=error.account_id, amount_minor=amount_minor)
+def observe_charge_refusal(error: BillingError) -> None:
+    observe_charge(result=charge_refusal_result(error))
 
 
 def observe_credits_granted(*, kind: str, amount_minor: int, free_uses: int) -> None:

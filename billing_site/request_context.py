@@ -16,7 +16,7 @@ from contextvars import ContextVar
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 # Where the edge middleware leaves the request's id in the WSGI environ, for gunicorn's
-# access log (gunicorn.conf.py), which then need not search the response's headers.
+# access log (gunicorn.conf.py), written after the request's contextvar was reset.
 REQUEST_ID_ENVIRON = "billing.request_id"
 
 # A caller's id is kept only if it is short and plain: it goes into logs and headers.
@@ -31,10 +31,6 @@ def request_id_from(header_value: str | None) -> str:
     if header_value and _ACCEPTABLE_ID.fullmatch(header_value):
         return header_value
     return secrets.token_hex(16)  # 32 hex digits, like uuid4().hex without building a UUID
-
-
-def current_request_id() -> str | None:
-    return request_id_var.get()
 
 
 class RequestIdLogFilter(logging.Filter):

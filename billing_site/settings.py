@@ -33,7 +33,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 # The admin behind an HTTPS proxy posts forms from these origins, e.g. https://billing.example.com.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
-# --- Security (SecurityMiddleware's headers on every response; on /v1/ set by the edge) ---
+# --- Security (SecurityMiddleware's headers on every response) ---
 # TLS ends at the load balancer: trust its X-Forwarded-Proto only when told it exists.
 if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -68,26 +68,18 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Request id, metrics, body-size limit, 503 for database outages, JSON error pages.
-    "billing_site.middleware.ApiEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Request id, metrics, body-size limit, 503 for database outages, JSON error answers.
+    "billing_site.middleware.ApiEdgeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Django's session, common, CSRF, auth and messages middlewares, passed through on /v1/
-    # API paths (they serve the admin; API calls use keys): see billing_site.middleware.
-    "billing_site.middleware.SessionMiddleware",
-    "billing_site.middleware.CommonMiddleware",
-    "billing_site.middleware.CsrfViewMiddleware",
-    "billing_site.middleware.AuthenticationMiddleware",
-    "billing_site.middleware.MessageMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "backoffice.middleware.StripNulFromAdminRequests",
-    # X-Frame-Options on pages (the admin, the docs); passed through on /v1/ too.
-    "billing_site.middleware.XFrameOptionsMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-# MIDDLEWARE that API paths (/v1/) skip (billing_site.handler). Each of the pages-only ones
-# also passes a /v1/ request through itself, for chains built the usual way (Django's test
-# client); SecurityMiddleware's headers reach API answers from ApiEdgeMiddleware instead.
-# Anything else (OpenTelemetry's, when tracing is on) runs for all.
-PAGES_ONLY_MIDDLEWARE = MIDDLEWARE[1:]
 
 ROOT_URLCONF = "billing_site.urls"
 APPEND_SLASH = False
@@ -310,20 +302,20 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 # One JSON object per line; every line made while a request runs carries its request_id
 # (X-Request-ID, see billing_site.request_context). Extra fields given with `extra=` appear
-# as keys (account_id, amount_minor, outcome, ...).
+# as keys (account_id, amount_minor, outcome, ...). Written by a background thread
+# (billing_site.logs).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "billing_site.request_context.RequestIdLogFilter"}},
     "formatters": {
-        "json": {"()": "billing_site.logqueue.JsonLineFormatter"},
+        "json": {"()": "billing_site.logs.json_formatter"},
         "console": {"format": "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s]: %(message)s"},
     },
     "handlers": {
-        # Formatted and written by a background thread, off the request path (billing_site.logqueue).
         "default": {
-            "()": "billing_site.logqueue.background_stream_handler",
-            "filters": ["request_id"],
+            "()": "billing_site.logs.QueuedStreamHandler",
+            "filters": ["request_id"],  # on the request's thread, where the id is known
             "formatter": "json" if LOG_FORMAT == "json" else "console",
         }
     },

@@ -2,15 +2,11 @@
 
 import os
 
-import django
+from django.core.wsgi import get_wsgi_application
 
 from billing_site.tracing import setup_tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_site.settings")
 
 setup_tracing()  # only with OTEL_EXPORTER_OTLP_ENDPOINT; before Django sets up
-django.setup(set_prefix=False)  # what django.core.wsgi.get_wsgi_application does first
-
-from billing_site.handler import BillingWSGIHandler  # noqa: E402  (its middleware needs the apps loaded)
-
-application = BillingWSGIHandler()
+application = get_wsgi_application()

@@ -20,7 +20,6 @@ from billing_site.errors import (
     InsufficientCredits,
     insufficient_credits_detail,
 )
-from billing_site.logqueue import log_fields
 from charges.models import Charge
 from charges.selectors import account_or_charge_for_key, charge_for_key
 from ledger.models import EntryKind
@@ -43,6 +42,15 @@ class ChargeRequest:
     metadata: dict[str, Any]
 
 
+def _log_charge(message: str, *, outcome: str, account_id: object, amount_minor: int, **fields: object) -> None:
+    """A charge's money event, its one log line (account, amounts, outcome; never a key)."""
+    logger.info(
+        message,
+        extra={"event": "charge", "outcome": outcome, "account_id": str(account_id), "amount_minor": amount_minor}
+        | fields,
+    )
+
+
 def _replayed(existing: Charge, request: ChargeRequest) -> Charge:
     """The original charge for a key seen before; IdempotencyMismatch (422) if the request differs."""
     if (existing.amount_minor, existing.currency, existing.description) != (
@@ -50,10 +58,16 @@ def _replayed(existing: Charge, request: ChargeRequest) -> Charge:
         request.currency,
         request.description,
     ):
+        _log_charge(
+            "charge refused", outcome="mismatch", account_id=existing.account_id, amount_minor=request.amount_minor
+        )
         raise IdempotencyMismatch(
             "This idempotency key was already used with a different amount, currency or description.",
             extra={"charge_id": str(existing.pk)},
         )
+    _log_charge(
+        "charge replayed", outcome="duplicate", account_id=existing.account_id, amount_minor=request.amount_minor
+    )
     return existing
 
 
@@ -108,19 +122,14 @@ def charge_create(
         if existing is None:
             raise
         return _replayed(existing, request), False
-    log_fields(
-        logger,
-        logging.INFO,
+    _log_charge(
         "charge created",
-        {
-            "event": "charge",
-            "outcome": "free" if charge.paid_with_free_use else "ok",
-            "account_id": str(account.pk),
-            "charge_id": str(charge.pk),
-            "amount_minor": amount_minor,
-            "free_use": charge.paid_with_free_use,
-            "balance_after": charge.balance_after_minor,
-        },
+        outcome="free" if charge.paid_with_free_use else "ok",
+        account_id=account.pk,
+        amount_minor=amount_minor,
+        charge_id=str(charge.pk),
+        free_use=charge.paid_with_free_use,
+        balance_after=charge.balance_after_minor,
     )
     return charge, True
 
@@ -128,6 +137,8 @@ def charge_create(
 def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -> Charge:
     """Post the day's top-up (if due) and the charge against `account` as read, then record the charge."""
     if not account.is_active:
+        outcome = "closed" if account.status == AccountStatus.CLOSED else "suspended"
+        _log_charge("charge refused", outcome=outcome, account_id=account.pk, amount_minor=request.amount_minor)
         raise AccountInactive(
             account.inactive_reason or "Account inactive", extra={"status": account.status}, account_id=account.pk
         )
@@ -150,6 +161,7 @@ def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -
     elif account.balance_minor >= request.amount_minor:
         pool, balance_delta = PAID, -request.amount_minor
     else:
+        _log_charge("charge refused", outcome="insufficient", account_id=account.pk, amount_minor=request.amount_minor)
         raise InsufficientCredits(
             insufficient_credits_detail(balance_minor=account.balance_minor, required_minor=request.amount_minor),
             extra={"balance_minor": account.balance_minor, "required_minor": request.amount_minor},

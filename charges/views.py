@@ -91,10 +91,10 @@ class ChargeCreateView(APIView):
             )
         except BillingError as refused:
             metrics.observe_charge_amount(amount_minor=data["amount_minor"])
-            metrics.observe_charge_refusal(refused, amount_minor=data["amount_minor"])
+            metrics.observe_charge_refusal(refused)
             raise
         if not created:
-            metrics.observe_charge(result="duplicate", account_id=charge.account_id, amount_minor=data["amount_minor"])
+            metrics.observe_charge(result="duplicate")
             return replay_response(
                 charge_out(charge),
                 detail="Charge already exists for this idempotency key.",
@@ -102,10 +102,5 @@ class ChargeCreateView(APIView):
             )
         # Counted for charge requests, not for replays (the proxy sends up to 70 per interaction).
         metrics.observe_charge_amount(amount_minor=data["amount_minor"])
-        metrics.observe_charge(
-            result="free" if charge.paid_with_free_use else "ok",
-            account_id=charge.account_id,
-            amount_minor=charge.amount_minor,
-            debited_minor=charge.debited_minor,
-        )
+        metrics.observe_charge(result="free" if charge.paid_with_free_use else "ok", debited_minor=charge.debited_minor)
         return Response(charge_out(charge), status=status.HTTP_201_CREATED)

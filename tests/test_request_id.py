@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 
 from billing_site.request_context import RequestIdLogFilter
 from tests.conftest import charge_body
+from tests.factories import funded_account
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +79,27 @@ def test_money_events_are_json_lines_with_the_request_id_and_no_secrets(api, use
     assert events["req-replay"]["outcome"] == "duplicate"
     text = "\n".join(json.dumps(line) for line in lines)
     assert key not in text  # the prefix may appear (it names the key); the secret never
+
+
+def test_each_charge_request_logs_its_money_event_exactly_once(api, user, json_log):
+    funded_account(user, uses=1, free_uses=0)
+    for request_id, key, amount in [
+        ("paid", "once-1", 100),
+        ("replay", "once-1", 100),
+        ("mismatch", "once-1", 7),
+        ("insufficient", "once-2", 100),
+    ]:
+        api.post("/v1/billing/charges", charge_body(user, key, amount), format="json", HTTP_X_REQUEST_ID=request_id)
+
+    events = [
+        (line["request_id"], line["message"], line["outcome"]) for line in json_log() if line.get("event") == "charge"
+    ]
+    assert events == [
+        ("paid", "charge created", "ok"),
+        ("replay", "charge replayed", "duplicate"),
+        ("mismatch", "charge refused", "mismatch"),
+        ("insufficient", "charge refused", "insufficient"),
+    ]
 
 
 def test_log_lines_outside_requests_have_a_null_request_id(json_log):
