@@ -451,3 +451,20 @@ def test_staff_revoke_a_token_in_the_back_office(google, client) -> None:
     assert row.token_sha256 in listing.content.decode()
     assert token not in listing.content.decode()
     _refused(check(token), "token_revoked")
+
+
+@pytest.mark.django_db
+def test_the_schema_offers_user_tokens_only_where_they_are_accepted(client) -> None:
+    schema = client.get("/openapi.json").json()
+    security = {
+        op["operationId"]: [next(iter(s)) for s in op.get("security", [])]
+        for path in schema["paths"].values()
+        for op in path.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
+
+    assert "UserToken" in schema["components"]["securitySchemes"]
+    assert "UserToken" in security["credits_check"]
+    assert "UserToken" in security["transactions_by_identity"]
+    assert "UserToken" not in security["charges_create"]
+    assert "UserToken" not in security["credits_grant"]
