@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
 
+from accounts.auth import UserPrincipal
 from billing_site.errors import TenantForbidden
 
 if TYPE_CHECKING:
@@ -58,3 +59,11 @@ def identity_from(data: dict[str, Any], *, key_tenant_id: str) -> Identity:
         wa_id=data.get("wa_id") or "",
         email=data.get("customer_email") or "",
     )
+
+
+def user_owns(account: Account, *, caller: object) -> bool:
+    """False only for a user token and an account that is not its own (looked up by id)."""
+    if not isinstance(caller, UserPrincipal):
+        return True  # API keys: the tenant rules of the lookup apply
+    own = (account.tenant_id, account.oauth_provider, account.external_id)
+    return own == ("", caller.provider, caller.sub)

@@ -48,11 +48,15 @@ COMMON_ERRORS = {
 
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
+    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused.
+
+    The caller's `own_input` first: a user token's identity replaces any the body names."""
+    own_input = getattr(request.auth, "own_input", None)
+    data = own_input(request.data) if own_input is not None else request.data
     validate_body = getattr(serializer_class, "validate_body", None)  # accounts.serializers.ShallowFieldsMixin
     if validate_body is not None:
-        return validate_body(request.data)  # type: ignore[no-any-return]
-    serializer = serializer_class(data=request.data)
+        return validate_body(data)  # type: ignore[no-any-return]
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

@@ -44,7 +44,7 @@ READ_ERRORS = {422: error("Missing identity, or an unknown or inactive product."
 
 def _query_identity(request: Request) -> Identity:
     """The identity in the query string (422 with field errors), under the key's tenant rules."""
-    serializer = serializers.ToolIdentityQuery(data=request.query_params)
+    serializer = serializers.ToolIdentityQuery(data=principal(request).own_input(request.query_params))
     serializer.is_valid(raise_exception=True)
     return identity_from(serializer.validated_data, key_tenant_id=principal(request).tenant_id)
 
@@ -138,6 +138,7 @@ class _OneToolReadView(APIView):
     the same and differ only in what they show of it."""
 
     required_scope = Scope.READ
+    user_tokens_allowed = True
     shape: Callable[[ToolBalance], dict[str, Any]]
 
     def get(self, request: Request, product_type: str) -> Response:
@@ -175,6 +176,7 @@ class ToolBalanceView(_OneToolReadView):
 
 class ToolBalancesView(APIView):
     required_scope = Scope.READ
+    user_tokens_allowed = True
 
     @extend_schema(
         operation_id="tools_balances",

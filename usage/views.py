@@ -139,6 +139,7 @@ TRANSACTION_EXAMPLE = {
 
 class TransactionsView(APIView):
     required_scope = Scope.READ
+    user_tokens_allowed = True
 
     @extend_schema(
         operation_id="transactions_by_identity",
@@ -183,7 +184,7 @@ class TransactionsView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        query = TransactionsQuery(data=request.query_params)
+        query = TransactionsQuery(data=principal(request).own_input(request.query_params))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
