@@ -290,13 +290,14 @@ def _consumed_at_play(purchase: StorePurchase) -> bool:
     return play.consumption_state == google_play.CONSUMED
 
 
-def google_play_void(*, purchase_token: str, order_id: str = "", source: str) -> StorePurchase:
+def google_play_void(*, purchase_token: str, order_id: str = "", source: str) -> tuple[StorePurchase, str]:
     """Take back a voided purchase once, whenever and however often the news arrives.
 
     `source` says who told us ("rtdn:<message id>", "poll"). Never credited yet: the token
     is recorded voided, and no later verification credits it. Credited: the reversal takes
     the credit (or the tool uses) back, capped by what is left, the shortfall recorded and
-    flagged. Already voided: nothing changes.
+    flagged. Already voided: nothing changes. Returns the row and what happened
+    ("before_credit", "reversed" or "duplicate").
     """
     try:
         with transaction.atomic():
@@ -312,7 +313,7 @@ def google_play_void(*, purchase_token: str, order_id: str = "", source: str) ->
             )
         logger.info("store purchase voided before it was verified", extra={"store_purchase_id": str(row.pk)})
         metrics.observe_void(store=Store.GOOGLE_PLAY, result="before_credit")
-        return row
+        return row, "before_credit"
     except IntegrityError:
         pass  # the token is ours already (credited, or voided before): take it back below
     existing = StorePurchase.objects.get(store=Store.GOOGLE_PLAY, purchase_token=purchase_token)
@@ -322,12 +323,12 @@ def google_play_void(*, purchase_token: str, order_id: str = "", source: str) ->
         )
         row = StorePurchase.objects.select_for_update().select_related("product__tool").get(pk=existing.pk)
         if row.state == PurchaseState.VOIDED or account is None:
-            metrics_result = "duplicate"
+            result = "duplicate"
         else:
             _take_back(account=account, row=row, source=source)
-            metrics_result = "reversed"
-    metrics.observe_void(store=Store.GOOGLE_PLAY, result=metrics_result)
-    return row
+            result = "reversed"
+    metrics.observe_void(store=Store.GOOGLE_PLAY, result=result)
+    return row, result
 
 
 def _take_back(*, account: Account, row: StorePurchase, source: str) -> None:
