@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 
 from billing_site.errors import BillingError, ServiceUnavailable
 from stores.models import Store, StoreNotification
@@ -54,8 +54,18 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
         return client
 
 
-def _unauthorized(detail: str) -> exceptions.AuthenticationFailed:
-    return exceptions.AuthenticationFailed(detail, code="invalid_token")
+class PushUnauthorized(BillingError):
+    """401 (with its challenge): the view has no DRF authentication class to make one."""
+
+    status_code = 401
+    code = "invalid_token"
+
+    def __init__(self, detail: str):
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _unauthorized(detail: str) -> PushUnauthorized:
+    return PushUnauthorized(detail)
 
 
 def verify_push_token(authorization: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Fixtures for the Google Play tests: one GoogleFake per session, the service pointed at it
 through the same settings an operator sets, and the seeded store catalogue.
 
-Import the fixtures into a test module: `from tests.google_play import google, play  # noqa: F401`.
+tests/conftest.py imports the fixtures (`google`, `play`).
 """
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ class Play:
         """Deliver a DeveloperNotification as Pub/Sub push does, with its OIDC token."""
         claims = {"aud": PUBSUB_AUDIENCE, "email": PUBSUB_ACCOUNT, **token}
         oidc = self.fake.mint_pubsub_token(aud=claims["aud"], email=claims["email"])
+        data = json.dumps({"version": "1.0", "packageName": PACKAGE, **notification}).encode()
         body = {
             "message": {
-                "data": base64.b64encode(json.dumps({"version": "1.0", "packageName": PACKAGE, **notification}).encode())
-                .decode(),
+                "data": base64.b64encode(data).decode(),
                 "messageId": message_id or uuid.uuid4().hex,
                 "publishTime": "2026-12-01T12:00:00.000Z",
             },
