@@ -23,6 +23,7 @@ from tests.factories import tool_product
 PACKAGE = "ai.ciris.mobile"
 PUBSUB_AUDIENCE = "https://billing.example.com/v1/billing/webhooks/google-play"
 PUBSUB_ACCOUNT = "play-rtdn@ciris-fake.iam.gserviceaccount.com"
+WEB_CLIENT_ID = "1234567890-web.apps.googleusercontent.com"
 VERIFY_URL = "/v1/billing/google-play/verify"
 WEBHOOK_URL = "/v1/billing/webhooks/google-play"
 
@@ -44,6 +45,13 @@ class Play:
         token = f"tok-{uuid.uuid4().hex}"
         self.fake.add_purchase(PACKAGE, product_id, token, state=state, order_id=f"GPA.{uuid.uuid4().hex[:20]}")
         return token
+
+    def signed_in(self, sub: str | None = None, *, email: str = "user@example.com") -> APIClient:
+        """The agent on a phone: no API key, the user's Google ID token as Bearer."""
+        client = APIClient()
+        token = self.fake.mint_id_token(sub or f"1043{uuid.uuid4().int % 10**17:017d}", aud=WEB_CLIENT_ID, email=email)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
 
     def push(self, client: APIClient, notification: dict[str, Any], *, message_id: str | None = None, **token: Any):
         """Deliver a DeveloperNotification as Pub/Sub push does, with its OIDC token."""
@@ -76,6 +84,7 @@ def play(google: GoogleFake, settings: Any, tmp_path: Any, db: None) -> Play:
     settings.GOOGLE_PLAY_PUBSUB_AUDIENCE = PUBSUB_AUDIENCE
     settings.GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT = PUBSUB_ACCOUNT
     settings.GOOGLE_OAUTH_JWKS_URL = google.jwks_url
+    settings.GOOGLE_OAUTH_CLIENT_IDS = [WEB_CLIENT_ID]
     seed_catalogue()
     return Play(fake=google)
 

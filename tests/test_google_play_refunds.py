@@ -137,9 +137,9 @@ def test_a_push_without_a_google_signed_token_is_401(api, user, play):
 
 
 def test_googles_keys_unreachable_is_503_so_pubsub_retries(api, play):
-    from stores import webhooks
+    from accounts import id_tokens
 
-    webhooks._clients.clear()  # nothing cached: the key set must be fetched now
+    id_tokens._clients.clear()  # nothing cached: the key set must be fetched now
     play.fake.jwks_unavailable = True
     try:
         response = play.push(api, {"testNotification": {}})
