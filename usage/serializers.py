@@ -12,7 +12,7 @@ from rest_framework import serializers
 from accounts.serializers import IdentityIn
 from billing_site.fields import StrictIntegerField, TextField, identifier, optional_identifier
 from ledger.models import EntryKind, LedgerEntry
-from usage.models import COST_DECIMAL_PLACES, COUNT_FIELDS, UsageRecord
+from usage.models import COST_DECIMAL_PLACES, COST_MAX_DIGITS, COUNT_FIELDS, UsageRecord
 from usage.services import UsagePost
 
 MAX_COUNT = 10**12
@@ -96,12 +96,25 @@ class UsageLoggedOut(serializers.Serializer):
 
 
 class UsageOut(serializers.ModelSerializer):
+    """A record with its totals (computed from its posts: see usage.selectors.attach_totals)."""
+
     usage_log_id = serializers.IntegerField(source="id")
     charge_id = serializers.UUIDField(source="linked_charge_id", allow_null=True, read_only=True)
-    models_used = serializers.ListField(child=serializers.CharField())
+    total_llm_calls = serializers.IntegerField(read_only=True)
+    total_prompt_tokens = serializers.IntegerField(read_only=True)
+    total_completion_tokens = serializers.IntegerField(read_only=True)
+    models_used = serializers.ListField(child=serializers.CharField(), read_only=True)
     actual_cost_cents = serializers.DecimalField(
-        max_digits=30, decimal_places=COST_DECIMAL_PLACES, coerce_to_string=False, normalize_output=True
+        max_digits=COST_MAX_DIGITS,
+        decimal_places=COST_DECIMAL_PLACES,
+        coerce_to_string=False,
+        normalize_output=True,
+        read_only=True,
     )
+    duration_ms = serializers.IntegerField(read_only=True)
+    error_count = serializers.IntegerField(read_only=True)
+    fallback_count = serializers.IntegerField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True, help_text="The interaction's latest post.")
 
     class Meta:
         model = UsageRecord
