@@ -7,7 +7,7 @@ counts the user-space instructions a process executes, the same for the same cod
 inputs whatever else the machine is doing. This starts each app under gunicorn.conf.py
 with one worker under callgrind, in the same configurations as `make bench` (the service:
 JSON access log, JSON logs at INFO, Redis rate limits out of reach, DEBUG off), sends
-warm-up requests, then N checks and N replays over real sockets, and reads the worker's
+warm-up requests, then N checks, N replays and N per-call usage posts over real sockets, and reads the worker's
 counts between them (`callgrind_control --dump`). Kernel time (accept, send, close: the
 same for both apps) is not in these counts, so their ratio is the upper bound of the CPU
 ratio. About 5 minutes; needs `make bench` to have made the database once.
@@ -50,7 +50,10 @@ APPS = {
         18322,
     ),
 }
-KINDS = ("check", "replay")
+KINDS = ("check", "replay", "usage")
+PATHS = {"check": "/v1/billing/credits/check", "replay": "/v1/billing/charges", "usage": "/v1/billing/litellm/usage"}
+# What each kind answers in both apps (a replay names the original charge).
+STATUSES = {"check": 200, "replay": 409, "usage": 201}
 
 
 def body(kind: str, rng: random.Random) -> str:
@@ -66,18 +69,30 @@ def body(kind: str, rng: random.Random) -> str:
             "idempotency_key": "bench-replay",
             "metadata": {"agent_id": "datum"},
         }
+    elif kind == "usage":  # the body bench/wrk/usage.lua sends
+        data |= {
+            "interaction_id": f"bench-instructions-{data['external_id']}-{rng.randint(1, 3)}",
+            "total_llm_calls": 1,
+            "total_prompt_tokens": 1200,
+            "total_completion_tokens": 340,
+            "models_used": ["groq/llama-3.3-70b"],
+            "actual_cost_cents": 0.0421,
+            "duration_ms": 850,
+            "error_count": 0,
+            "fallback_count": 0,
+        }
     return json.dumps(data)
 
 
 def send(port: int, kind: str, key: str, n: int, rng: random.Random) -> None:
-    path = "/v1/billing/credits/check" if kind == "check" else "/v1/billing/charges"
+    path = PATHS[kind]
     for _ in range(n):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         conn.request("POST", path, body(kind, rng), {"Content-Type": "application/json", "X-API-Key": key})
         response = conn.getresponse()
         response.read()
         conn.close()
-        if response.status not in (200, 409):
+        if response.status != STATUSES[kind]:
             raise RuntimeError(f"{kind}: HTTP {response.status}")
 
 

@@ -90,3 +90,20 @@ def test_ten_interactions_of_forty_calls_posted_concurrently_in_any_order_count_
     got = {r["interaction_id"]: {name: r[name] for name in expected[r["interaction_id"]]} for r in records}
     assert got == expected
     assert {r["interaction_id"]: r["usage_log_id"] for r in records} == {iid: ids.pop() for iid, ids in log_ids.items()}
+
+
+@pytest.mark.django_db
+def test_a_post_for_a_known_interaction_is_one_insert_and_locks_nothing(api, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    body = {**user, "interaction_id": "int-1", "total_llm_calls": 1, "actual_cost_cents": 0.0421}
+    assert api.post(URL, body, format="json").status_code == 201
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post(URL, body, format="json").status_code == 201
+
+    statements = [q["sql"].upper() for q in queries.captured_queries]
+    writes = [s for s in statements if not s.startswith("SELECT")]
+    assert [s.split()[:3] for s in writes] == [["INSERT", "INTO", '"USAGE_USAGEENTRY"']]
+    assert not any("FOR UPDATE" in s for s in statements)
