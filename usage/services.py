@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connections, router
+from django.utils import timezone
 
 from accounts.identity import Identity
 from accounts.models import Account
@@ -48,9 +49,35 @@ class UsagePost:
         return PostKind.ONE_CALL_INTEGER if self.cost_is_integer else PostKind.PER_CALL
 
 
-def _record_id(*, account: Account, interaction_id: str) -> int | None:
-    ids = UsageRecord.objects.filter(account=account, interaction_id=interaction_id).values_list("pk", flat=True)
-    return next(iter(ids[:1]), None)
+# A post for a known interaction in one statement: its entry, with the record's id found by
+# the same statement (no row of the record is locked or written). Nothing is inserted, and
+# no row returned, when the interaction has no record yet.
+INSERT_ENTRY_SQL = (
+    "INSERT INTO usage_usageentry (record_id, kind, total_llm_calls, total_prompt_tokens, total_completion_tokens,"
+    " duration_ms, error_count, fallback_count, actual_cost_cents, models_used, created_at)"
+    " SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM usage_usagerecord"
+    " WHERE account_id = %s AND interaction_id = %s"
+    " RETURNING record_id"
+)
+ENTRY_COLUMNS = ("kind", *COUNT_FIELDS, "actual_cost_cents", "models_used", "created_at")
+
+
+def _insert_entry(*, account: Account, post: UsagePost) -> int | None:
+    """The entry's record id, or None when the interaction has no record (nothing written)."""
+    connection = connections[router.db_for_write(UsageEntry)]
+    values = {
+        "kind": post.kind.value,
+        **{name: getattr(post, name) for name in COUNT_FIELDS},
+        "actual_cost_cents": post.actual_cost_cents,
+        "models_used": list(dict.fromkeys(post.models_used))[:MAX_MODELS],
+        "created_at": timezone.now(),
+    }
+    meta = UsageEntry._meta
+    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in ENTRY_COLUMNS]
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_ENTRY_SQL, [*params, account.pk, post.interaction_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def usage_record(*, identity: Identity, actor: str, post: UsagePost) -> int:
@@ -59,30 +86,21 @@ def usage_record(*, identity: Identity, actor: str, post: UsagePost) -> int:
 
     A post is one INSERT of its own row, no row lock: the interaction's totals are computed
     from its posts when read (usage.selectors.totals_from), so concurrent posts for one
-    interaction neither wait for each other nor lose each other's numbers. Concurrent first
-    posts insert the record once (ON CONFLICT DO NOTHING on the unique constraint waits for
-    the winner's commit, and the next statement sees its row).
+    interaction neither wait for each other nor lose each other's numbers. A first post
+    inserts the record (ON CONFLICT DO NOTHING: of concurrent first posts one inserts, the
+    others wait for its commit) and then its entry, which the next statement finds.
     """
     account, _ = account_get_or_create(identity=identity, actor=actor)
-    entry = UsageEntry(
-        kind=post.kind,
-        models_used=list(dict.fromkeys(post.models_used))[:MAX_MODELS],
-        actual_cost_cents=post.actual_cost_cents,
-        **{name: getattr(post, name) for name in COUNT_FIELDS},
-    )
-    record_id = _record_id(account=account, interaction_id=post.interaction_id)
-    if record_id is not None:
-        entry.record_id = record_id
-        entry.save(force_insert=True)
-    else:
-        with transaction.atomic():
-            UsageRecord.objects.bulk_create(
-                [UsageRecord(account=account, interaction_id=post.interaction_id)], ignore_conflicts=True
-            )
-            entry.record_id = _record_id(account=account, interaction_id=post.interaction_id)
-            entry.save(force_insert=True)
+    record_id = _insert_entry(account=account, post=post)
+    if record_id is None:
+        UsageRecord.objects.bulk_create(
+            [UsageRecord(account=account, interaction_id=post.interaction_id)], ignore_conflicts=True
+        )
+        record_id = _insert_entry(account=account, post=post)
+        if record_id is None:  # records are never deleted: not reached
+            raise RuntimeError(f"usage record for {post.interaction_id!r} vanished")
     logger.info(
         "usage recorded",
-        extra={"account_id": str(account.pk), "usage_log_id": entry.record_id, "kind": post.kind.value},
+        extra={"account_id": str(account.pk), "usage_log_id": record_id, "kind": post.kind.value},
     )
-    return entry.record_id
+    return record_id
