@@ -74,8 +74,9 @@ def _insert_entry(*, account: Account, post: UsagePost) -> int | None:
     }
     meta = UsageEntry._meta
     params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in ENTRY_COLUMNS]
+    account_id = UsageRecord._meta.get_field("account").get_db_prep_value(account.pk, connection)
     with connection.cursor() as cursor:
-        cursor.execute(INSERT_ENTRY_SQL, [*params, account.pk, post.interaction_id])
+        cursor.execute(INSERT_ENTRY_SQL, [*params, account_id, post.interaction_id])
         row = cursor.fetchone()
     return row[0] if row else None
 
