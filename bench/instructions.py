@@ -69,9 +69,11 @@ def body(kind: str, rng: random.Random) -> str:
             "idempotency_key": "bench-replay",
             "metadata": {"agent_id": "datum"},
         }
-    elif kind == "usage":  # the body bench/wrk/usage.lua sends
+    elif kind == "usage":  # the body bench/wrk/usage.lua sends, for interactions the warm-up made
+        n = rng.randint(1, 10)
         data |= {
-            "interaction_id": f"bench-instructions-{data['external_id']}-{rng.randint(1, 3)}",
+            "external_id": f"bench-{n}@example.com",
+            "interaction_id": f"bench-usage-{n}-1",
             "total_llm_calls": 1,
             "total_prompt_tokens": 1200,
             "total_completion_tokens": 340,
