@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # many posts of up to 10^12 cents each (see usage.serializers).
 COST_MAX_DIGITS = 30
 COST_DECIMAL_PLACES = 10
+# An interaction names at most this many models (a post's list, and their union).
+MAX_MODELS = 100
 COUNT_FIELDS = (
     "total_llm_calls",
     "total_prompt_tokens",

@@ -16,9 +16,8 @@ from accounts.identity import Identity
 from accounts.selectors import account_for_identity
 from charges.models import Charge
 from ledger.models import EntryKind, LedgerEntry
-from usage.models import COUNT_FIELDS, PostKind, UsageEntry, UsageRecord
+from usage.models import COUNT_FIELDS, MAX_MODELS, PostKind, UsageEntry, UsageRecord
 
-MAX_MODELS = 100
 COST = "actual_cost_cents"
 TOTAL_FIELDS = (*COUNT_FIELDS, COST)
 

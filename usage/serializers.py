@@ -12,11 +12,10 @@ from rest_framework import serializers
 from accounts.serializers import IdentityIn
 from billing_site.fields import StrictIntegerField, TextField, identifier, optional_identifier
 from ledger.models import EntryKind, LedgerEntry
-from usage.models import COST_DECIMAL_PLACES, COST_MAX_DIGITS, COUNT_FIELDS, UsageRecord
+from usage.models import COST_DECIMAL_PLACES, COST_MAX_DIGITS, COUNT_FIELDS, MAX_MODELS, UsageRecord
 from usage.services import UsagePost
 
 MAX_COUNT = 10**12
-MAX_MODELS = 100
 MAX_COST_CENTS = Decimal(10**12)
 
 

@@ -12,11 +12,9 @@ from django.utils import timezone
 from accounts.identity import Identity
 from accounts.models import Account
 from accounts.services import account_get_or_create
-from usage.models import COUNT_FIELDS, PostKind, UsageEntry, UsageRecord
+from usage.models import COUNT_FIELDS, MAX_MODELS, PostKind, UsageEntry, UsageRecord
 
 logger = logging.getLogger(__name__)
-
-MAX_MODELS = 100
 
 
 @dataclass(frozen=True)
