@@ -25,8 +25,8 @@ from django.db.models import Subquery
 from django.db.models.functions import TruncDate
 
 from backoffice.reports import day_bounds
-from usage.models import UsageEntry, UsageRecord
-from usage.selectors import UsageTotals, charge_lookup, totals_of
+from usage.models import UsageEntry, UsageRecord, UsageTotals
+from usage.selectors import charge_lookup
 
 UNKNOWN_MODEL = "(unknown)"
 ADDITIVE = ("calls", "prompt_tokens", "completion_tokens", "cost_cents", "revenue_minor")
@@ -109,7 +109,7 @@ class MarginReport:
 def _groups(lower: dt.datetime, upper: dt.datetime) -> list[dict[str, Any]]:
     """Usage in the period grouped by day, models and the charge's outcome (few distinct values).
 
-    Each interaction's totals are computed from its posts (usage.selectors.totals_of) in one
+    Each interaction's totals are computed from its posts (UsageEntryQuerySet.totals) in one
     grouped query over the period, then summed here per group.
     """
     charge = charge_lookup()
@@ -122,7 +122,7 @@ def _groups(lower: dt.datetime, upper: dt.datetime) -> list[dict[str, Any]]:
         )
         .values_list("id", "day", "debited", "free")
     )
-    totals = totals_of(UsageEntry.objects.filter(record__created_at__gte=lower, record__created_at__lt=upper))
+    totals = UsageEntry.objects.filter(record__created_at__gte=lower, record__created_at__lt=upper).totals()
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record_id, day, debited, free in records.iterator(chunk_size=2000):
         record = totals.get(record_id) or UsageTotals()

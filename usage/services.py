@@ -84,7 +84,7 @@ def usage_record(*, identity: Identity, actor: str, post: UsagePost) -> int:
     the record are made on first sight).
 
     A post is one INSERT of its own row, no row lock: the interaction's totals are computed
-    from its posts when read (usage.selectors.totals_from), so concurrent posts for one
+    from its posts when read (usage.models.totals_from), so concurrent posts for one
     interaction neither wait for each other nor lose each other's numbers. A first post
     inserts the record (ON CONFLICT DO NOTHING: of concurrent first posts one inserts, the
     others wait for its commit) and then its entry, which the next statement finds.
