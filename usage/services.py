@@ -70,8 +70,8 @@ def _insert_entry(*, account: Account, post: UsagePost) -> int | None:
         "models_used": list(dict.fromkeys(post.models_used))[:MAX_MODELS],
         "created_at": timezone.now(),
     }
-    meta = UsageEntry._meta
-    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in ENTRY_COLUMNS]
+    fields = {f.name: f for f in UsageEntry._meta.concrete_fields}
+    params = [fields[name].get_db_prep_save(values[name], connection) for name in ENTRY_COLUMNS]
     account_id = UsageRecord._meta.get_field("account").get_db_prep_value(account.pk, connection)
     with connection.cursor() as cursor:
         cursor.execute(INSERT_ENTRY_SQL, [*params, account_id, post.interaction_id])

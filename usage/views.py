@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -107,7 +109,7 @@ class AccountUsageView(generics.ListAPIView):
         account = visible_account(self.request, self.kwargs["account_id"])
         return selectors.account_usage(account_id=account.pk)
 
-    def paginate_queryset(self, queryset: QuerySet[UsageRecord]) -> list[UsageRecord] | None:
+    def paginate_queryset(self, queryset: Any) -> Any:
         page = super().paginate_queryset(queryset)
         if page is not None:
             selectors.attach_totals(page)
