@@ -21,11 +21,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Subquery, Sum
+from django.db.models import Subquery
 from django.db.models.functions import TruncDate
 
 from backoffice.reports import day_bounds
-from usage.models import UsageRecord
+from usage.models import UsageEntry, UsageRecord, UsageTotals
 from usage.selectors import charge_lookup
 
 UNKNOWN_MODEL = "(unknown)"
@@ -107,24 +107,38 @@ class MarginReport:
 
 
 def _groups(lower: dt.datetime, upper: dt.datetime) -> list[dict[str, Any]]:
-    """Usage in the period grouped by day, models and the charge's outcome (few distinct values)."""
+    """Usage in the period grouped by day, models and the charge's outcome (few distinct values).
+
+    Each interaction's totals are computed from its posts (UsageEntryQuerySet.totals) in one
+    grouped query over the period, then summed here per group.
+    """
     charge = charge_lookup()
-    return list(
+    records = (
         UsageRecord.objects.filter(created_at__gte=lower, created_at__lt=upper)
         .annotate(
             day=TruncDate("created_at"),
             debited=Subquery(charge.values("debited_minor")[:1]),
             free=Subquery(charge.values("paid_with_free_use")[:1]),
         )
-        .values("day", "models_used", "debited", "free")
-        .annotate(
-            n=Count("id"),
-            calls=Sum("total_llm_calls"),
-            prompt=Sum("total_prompt_tokens"),
-            completion=Sum("total_completion_tokens"),
-            cost=Sum("actual_cost_cents"),
-        )
+        .values_list("id", "day", "debited", "free")
     )
+    totals = UsageEntry.objects.filter(record__created_at__gte=lower, record__created_at__lt=upper).totals()
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record_id, day, debited, free in records.iterator(chunk_size=2000):
+        record = totals.get(record_id) or UsageTotals()
+        key = (day, tuple(record.models_used), debited, free)
+        group = groups.setdefault(
+            key,
+            {"day": day, "models_used": list(record.models_used), "debited": debited, "free": free, "n": 0}
+            | dict.fromkeys(("calls", "prompt", "completion"), 0)
+            | {"cost": Decimal(0)},
+        )
+        group["n"] += 1
+        group["calls"] += record.total_llm_calls
+        group["prompt"] += record.total_prompt_tokens
+        group["completion"] += record.total_completion_tokens
+        group["cost"] += record.actual_cost_cents
+    return list(groups.values())
 
 
 def margin_report(*, start: dt.date, end: dt.date) -> MarginReport:

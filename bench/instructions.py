@@ -9,7 +9,7 @@ counts the user-space instructions a process executes, the same for the same cod
 inputs whatever else the machine is doing. This starts each app under gunicorn.conf.py
 with one worker under callgrind, in the same configurations as `make bench` (the service:
 JSON access log, JSON logs at INFO, Redis rate limits out of reach, DEBUG off), sends
-warm-up requests, then N checks and N replays over real sockets, and reads the worker's
+warm-up requests, then N checks, N replays and N per-call usage posts over real sockets, and reads the worker's
 counts between them (`callgrind_control --dump`). Kernel time (accept, send, close: the
 same for both apps) is not in these counts, so their ratio is the upper bound of the CPU
 ratio. About 5 minutes; needs `make bench` to have made the database once.
@@ -54,7 +54,15 @@ APPS = {
         18322,
     ),
 }
-KINDS = ("check", "charge", "replay")
+KINDS = ("check", "charge", "replay", "usage")
+PATHS = {
+    "check": "/v1/billing/credits/check",
+    "charge": "/v1/billing/charges",
+    "replay": "/v1/billing/charges",
+    "usage": "/v1/billing/litellm/usage",
+}
+# What each kind answers in both apps (a replay names the original charge).
+STATUSES = {"check": 200, "charge": 201, "replay": 409, "usage": 201}
 
 
 def body(kind: str, rng: random.Random) -> str:
@@ -70,18 +78,32 @@ def body(kind: str, rng: random.Random) -> str:
             "idempotency_key": f"bench-{RUN}-{rng.getrandbits(64):016x}" if kind == "charge" else "bench-replay",
             "metadata": {"agent_id": "datum"},
         }
+    elif kind == "usage":  # the body bench/wrk/usage.lua sends, for interactions the warm-up made
+        n = rng.randint(1, 10)
+        data |= {
+            "external_id": f"bench-{n}@example.com",
+            "interaction_id": f"bench-usage-{n}-1",
+            "total_llm_calls": 1,
+            "total_prompt_tokens": 1200,
+            "total_completion_tokens": 340,
+            "models_used": ["groq/llama-3.3-70b"],
+            "actual_cost_cents": 0.0421,
+            "duration_ms": 850,
+            "error_count": 0,
+            "fallback_count": 0,
+        }
     return json.dumps(data)
 
 
 def send(port: int, kind: str, key: str, n: int, rng: random.Random) -> None:
-    path = "/v1/billing/credits/check" if kind == "check" else "/v1/billing/charges"
+    path = PATHS[kind]
     for _ in range(n):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         conn.request("POST", path, body(kind, rng), {"Content-Type": "application/json", "X-API-Key": key})
         response = conn.getresponse()
         response.read()
         conn.close()
-        if response.status not in (200, 201, 409):
+        if response.status != STATUSES[kind]:
             raise RuntimeError(f"{kind}: HTTP {response.status}")
 
 

@@ -1,5 +1,8 @@
 """The framework's ceiling: a minimal DRF app doing the same SQL as a check and a charge.
 
+Its usage endpoint is the same one-row charge under a fresh key (the usage posts' target is
+the bare charge's throughput), answered as the service answers a usage post.
+
 No middleware, no authentication, no throttling, no serializers, no logging: DRF's APIView
 with raw SQL on Django's connection (persistent, like the service's). `make bench` serves
 it with the same gunicorn settings as the service but without the access log, so the
@@ -92,91 +95,105 @@ class Check(APIView):
 
 class Charge(APIView):
     def post(self, request: Request) -> Response:
+        return charge(request.data)
+
+
+class Usage(APIView):
+    def post(self, request: Request) -> Response:
         d = request.data
-        identity = [d.get("tenant_id") or "", d["oauth_provider"], d["external_id"]]
-        key, amount = d["idempotency_key"], d["amount_minor"]
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT c.id, c.amount_minor FROM charges_charge c JOIN accounts_account a ON c.account_id = a.id "
-                "WHERE a.tenant_id = %s AND a.oauth_provider = %s AND a.external_id = %s AND c.idempotency_key = %s "
-                "ORDER BY c.created_at DESC LIMIT 1",
-                [*identity, key],
-            )
-            existing = cur.fetchone()
-            if existing is not None:
-                return Response(
-                    {"detail": "Charge already exists", "charge_id": str(existing[0])},
-                    status=409,
-                    headers={"X-Existing-Charge-ID": str(existing[0])},
-                )
-            now = datetime.now(UTC)
-            with transaction.atomic():
-                cur.execute(
-                    f"SELECT {ACCOUNT_COLUMNS} FROM accounts_account WHERE {IDENTITY} "
-                    "ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
-                    identity,
-                )
-                row = cur.fetchone()
-                account_id, balance, free_uses, total_uses = row[0], row[9], row[10], row[11]
-                if balance < amount:
-                    return Response({"detail": "Insufficient credits"}, status=402)
-                charge_id = uuid.uuid4()
-                metadata = json.dumps(d.get("metadata") or {})
-                cur.execute(
-                    "INSERT INTO charges_charge (id, account_id, idempotency_key, amount_minor, currency, "
-                    "description, metadata, paid_with_free_use, debited_minor, balance_after_minor, "
-                    "free_uses_after, actor, created_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, false, %s, %s, %s, %s, %s)",
-                    [
-                        charge_id,
-                        account_id,
-                        key,
-                        amount,
-                        "USD",
-                        d.get("description") or "",
-                        metadata,
-                        amount,
-                        balance - amount,
-                        free_uses,
-                        "bench",
-                        now,
-                    ],
-                )
-                cur.execute(
-                    "UPDATE accounts_account SET balance_minor = %s, free_uses_remaining = %s, total_uses = %s, "
-                    "updated_at = %s WHERE id = %s",
-                    [balance - amount, free_uses, total_uses + 1, now, account_id],
-                )
-                cur.execute(
-                    "INSERT INTO ledger_ledgerentry (account_id, kind, balance_delta_minor, free_uses_delta, "
-                    "balance_after_minor, free_uses_after, currency, charge_id, purchase_id, actor, reason, "
-                    "idempotency_key, request_fingerprint, details, created_at) VALUES "
-                    "(%s, 'charge', %s, 0, %s, %s, 'USD', %s, NULL, 'bench', %s, NULL, '', '{}'::jsonb, %s) "
-                    "RETURNING id",
-                    [account_id, -amount, balance - amount, free_uses, charge_id, d.get("description") or "", now],
-                )
-                cur.fetchone()
-        return Response(
-            {
-                "charge_id": str(charge_id),
-                "account_id": str(account_id),
-                "amount_minor": amount,
-                "currency": "USD",
-                "balance_after": balance - amount,
-                "created_at": now.isoformat().replace("+00:00", "Z"),
-                "description": d.get("description") or "",
-                "metadata": d.get("metadata") or {},
-                "idempotency_key": key,
-                "paid_with_free_use": False,
-                "free_uses_remaining": free_uses,
-            },
-            status=201,
+        response = charge({**d, "idempotency_key": f"usage-{uuid.uuid4()}", "amount_minor": 100})
+        if response.status_code != 201:
+            return response
+        return Response({"logged": True, "usage_log_id": 1}, status=201)
+
+
+def charge(d: dict) -> Response:
+    """The bare charge: the replay lookup, then the locked debit with its ledger entry."""
+    identity = [d.get("tenant_id") or "", d["oauth_provider"], d["external_id"]]
+    key, amount = d["idempotency_key"], d["amount_minor"]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT c.id, c.amount_minor FROM charges_charge c JOIN accounts_account a ON c.account_id = a.id "
+            "WHERE a.tenant_id = %s AND a.oauth_provider = %s AND a.external_id = %s AND c.idempotency_key = %s "
+            "ORDER BY c.created_at DESC LIMIT 1",
+            [*identity, key],
         )
+        existing = cur.fetchone()
+        if existing is not None:
+            return Response(
+                {"detail": "Charge already exists", "charge_id": str(existing[0])},
+                status=409,
+                headers={"X-Existing-Charge-ID": str(existing[0])},
+            )
+        now = datetime.now(UTC)
+        with transaction.atomic():
+            cur.execute(
+                f"SELECT {ACCOUNT_COLUMNS} FROM accounts_account WHERE {IDENTITY} "
+                "ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+                identity,
+            )
+            row = cur.fetchone()
+            account_id, balance, free_uses, total_uses = row[0], row[9], row[10], row[11]
+            if balance < amount:
+                return Response({"detail": "Insufficient credits"}, status=402)
+            charge_id = uuid.uuid4()
+            metadata = json.dumps(d.get("metadata") or {})
+            cur.execute(
+                "INSERT INTO charges_charge (id, account_id, idempotency_key, amount_minor, currency, "
+                "description, metadata, paid_with_free_use, debited_minor, balance_after_minor, "
+                "free_uses_after, actor, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, false, %s, %s, %s, %s, %s)",
+                [
+                    charge_id,
+                    account_id,
+                    key,
+                    amount,
+                    "USD",
+                    d.get("description") or "",
+                    metadata,
+                    amount,
+                    balance - amount,
+                    free_uses,
+                    "bench",
+                    now,
+                ],
+            )
+            cur.execute(
+                "UPDATE accounts_account SET balance_minor = %s, free_uses_remaining = %s, total_uses = %s, "
+                "updated_at = %s WHERE id = %s",
+                [balance - amount, free_uses, total_uses + 1, now, account_id],
+            )
+            cur.execute(
+                "INSERT INTO ledger_ledgerentry (account_id, kind, balance_delta_minor, free_uses_delta, "
+                "balance_after_minor, free_uses_after, currency, charge_id, purchase_id, actor, reason, "
+                "idempotency_key, request_fingerprint, details, created_at) VALUES "
+                "(%s, 'charge', %s, 0, %s, %s, 'USD', %s, NULL, 'bench', %s, NULL, '', '{}'::jsonb, %s) "
+                "RETURNING id",
+                [account_id, -amount, balance - amount, free_uses, charge_id, d.get("description") or "", now],
+            )
+            cur.fetchone()
+    return Response(
+        {
+            "charge_id": str(charge_id),
+            "account_id": str(account_id),
+            "amount_minor": amount,
+            "currency": "USD",
+            "balance_after": balance - amount,
+            "created_at": now.isoformat().replace("+00:00", "Z"),
+            "description": d.get("description") or "",
+            "metadata": d.get("metadata") or {},
+            "idempotency_key": key,
+            "paid_with_free_use": False,
+            "free_uses_remaining": free_uses,
+        },
+        status=201,
+    )
 
 
 urlpatterns = [
     path("v1/billing/credits/check", Check.as_view()),
     path("v1/billing/charges", Charge.as_view()),
+    path("v1/billing/litellm/usage", Usage.as_view()),
 ]
 
 application = get_wsgi_application()

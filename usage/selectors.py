@@ -1,8 +1,9 @@
-"""Reads: an account's usage records (with their charge) and its ledger for the agent's history."""
+"""Reads: an account's usage records (with their totals and charge), its ledger for the agent's history."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
@@ -11,7 +12,15 @@ from accounts.identity import Identity
 from accounts.selectors import account_for_identity
 from charges.models import Charge
 from ledger.models import EntryKind, LedgerEntry
-from usage.models import UsageRecord
+from usage.models import UsageEntry, UsageRecord, UsageTotals
+
+
+def attach_totals(records: Iterable[UsageRecord]) -> None:
+    """Fill the totals of a page of records with two queries, not two per record."""
+    records = list(records)
+    totals = UsageEntry.objects.filter(record_id__in=[record.pk for record in records]).totals()
+    for record in records:
+        record.__dict__["totals"] = totals.get(record.pk) or UsageTotals()
 
 
 def charge_lookup() -> QuerySet[Charge]:

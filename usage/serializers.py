@@ -12,7 +12,7 @@ from rest_framework import serializers
 from accounts.serializers import IdentityIn
 from billing_site.fields import StrictIntegerField, TextField, identifier, optional_identifier
 from ledger.models import EntryKind, LedgerEntry
-from usage.models import COST_DECIMAL_PLACES, COUNT_FIELDS, UsageRecord
+from usage.models import COST_DECIMAL_PLACES, COST_MAX_DIGITS, COUNT_FIELDS, MAX_MODELS, UsageRecord
 from usage.services import UsagePost
 
 MAX_COUNT = 10**12
@@ -56,6 +56,41 @@ class CostCentsField(serializers.Field):
         return value
 
 
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "maxLength": 255}, "maxItems": MAX_MODELS, "nullable": True}
+)
+class ModelsUsedField(serializers.Field):
+    """The models an interaction used: a list of at most MAX_MODELS strings (null: none).
+
+    Its items are checked by one shared TextField rather than a ListField's child, which is
+    bound to its parent and so would make the serializer copy all its fields on every post.
+    """
+
+    default_error_messages = {
+        "not_a_list": 'Expected a list of items but got type "{input_type}".',
+        "max_length": f"Ensure this field has no more than {MAX_MODELS} elements.",
+    }
+    item = TextField(max_length=255)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        if len(data) > MAX_MODELS:
+            self.fail("max_length")
+        errors, models = {}, []
+        for index, value in enumerate(data):
+            try:
+                models.append(self.item.run_validation(value))
+            except serializers.ValidationError as exc:
+                errors[index] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return models
+
+    def to_representation(self, value: list[str]) -> list[str]:
+        return value
+
+
 class UsageIn(IdentityIn):
     """The LLM proxy's usage post: one LLM call (total_llm_calls 1) or an interaction's totals so far."""
 
@@ -63,20 +98,13 @@ class UsageIn(IdentityIn):
     total_llm_calls = count_field("LLM calls: 1 for a per-call post, the count so far for an aggregated post.")
     total_prompt_tokens = count_field("Prompt tokens.")
     total_completion_tokens = count_field("Completion tokens.")
-    models_used = serializers.ListField(
-        child=TextField(max_length=255), max_length=100, required=False, allow_null=True, default=list
-    )
+    models_used = ModelsUsedField(required=False, allow_null=True, default=list)
     actual_cost_cents = CostCentsField(
         required=False, default=Decimal(0), help_text="Provider cost in cents, sub-cent fractions kept exactly."
     )
     duration_ms = count_field("Duration in milliseconds.")
     error_count = count_field("Failed LLM calls.")
     fallback_count = count_field("Calls served by a fallback model.")
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        # IdentityIn copies its fields shallowly (see ShallowFieldsMixin); models_used holds a
-        # child field, which must not be shared between requests: DRF's own deep copy.
-        return serializers.Serializer.get_fields(self)
 
     def post(self) -> UsagePost:
         data = self.validated_data
@@ -96,12 +124,25 @@ class UsageLoggedOut(serializers.Serializer):
 
 
 class UsageOut(serializers.ModelSerializer):
+    """A record with its totals (computed from its posts: see usage.selectors.attach_totals)."""
+
     usage_log_id = serializers.IntegerField(source="id")
     charge_id = serializers.UUIDField(source="linked_charge_id", allow_null=True, read_only=True)
-    models_used = serializers.ListField(child=serializers.CharField())
+    total_llm_calls = serializers.IntegerField(read_only=True)
+    total_prompt_tokens = serializers.IntegerField(read_only=True)
+    total_completion_tokens = serializers.IntegerField(read_only=True)
+    models_used = serializers.ListField(child=serializers.CharField(), read_only=True)
     actual_cost_cents = serializers.DecimalField(
-        max_digits=30, decimal_places=COST_DECIMAL_PLACES, coerce_to_string=False, normalize_output=True
+        max_digits=COST_MAX_DIGITS,
+        decimal_places=COST_DECIMAL_PLACES,
+        coerce_to_string=False,
+        normalize_output=True,
+        read_only=True,
     )
+    duration_ms = serializers.IntegerField(read_only=True)
+    error_count = serializers.IntegerField(read_only=True)
+    fallback_count = serializers.IntegerField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True, help_text="The interaction's latest post.")
 
     class Meta:
         model = UsageRecord

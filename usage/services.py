@@ -1,22 +1,20 @@
-"""Write LLM usage: merge the proxy's per-call and aggregated posts into one record per interaction."""
+"""Write LLM usage: append each of the proxy's posts to its interaction's record."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from django.db import transaction
+from django.db import connections, router
+from django.utils import timezone
 
 from accounts.identity import Identity
+from accounts.models import Account
 from accounts.services import account_get_or_create
-from usage.models import COUNT_FIELDS, UsageRecord
+from usage.models import COUNT_FIELDS, MAX_MODELS, PostKind, UsageEntry, UsageRecord
 
 logger = logging.getLogger(__name__)
-
-MAX_MODELS = 100
-COST = "actual_cost_cents"
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class UsagePost:
     cost_is_integer: bool = False
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> PostKind:
         """PER_CALL, AGGREGATE or ONE_CALL_INTEGER (which of the two cannot be told from the body).
 
         The proxy's per-call posts carry total_llm_calls 1 and `round(cost, 4)`: a JSON float,
@@ -45,98 +43,63 @@ class UsagePost:
         interaction (gone stale, continued) is also one call with an integer cost.
         """
         if self.total_llm_calls != 1:
-            return AGGREGATE
-        return ONE_CALL_INTEGER if self.cost_is_integer else PER_CALL
+            return PostKind.AGGREGATE
+        return PostKind.ONE_CALL_INTEGER if self.cost_is_integer else PostKind.PER_CALL
 
 
-PER_CALL, AGGREGATE, ONE_CALL_INTEGER = "per_call", "aggregate", "one_call_integer"
+# A post for a known interaction in one statement: its entry, with the record's id found by
+# the same statement (no row of the record is locked or written). Nothing is inserted, and
+# no row returned, when the interaction has no record yet.
+INSERT_ENTRY_SQL = (
+    "INSERT INTO usage_usageentry (record_id, kind, total_llm_calls, total_prompt_tokens, total_completion_tokens,"
+    " duration_ms, error_count, fallback_count, actual_cost_cents, models_used, created_at)"
+    " SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM usage_usagerecord"
+    " WHERE account_id = %s AND interaction_id = %s"
+    " RETURNING record_id"
+)
+ENTRY_COLUMNS = ("kind", *COUNT_FIELDS, "actual_cost_cents", "models_used", "created_at")
 
 
-def _empty() -> dict[str, Any]:
-    return {"posts": 0, **dict.fromkeys(COUNT_FIELDS, 0), COST: "0"}
+def _insert_entry(*, account: Account, post: UsagePost) -> int | None:
+    """The entry's record id, or None when the interaction has no record (nothing written)."""
+    connection = connections[router.db_for_write(UsageEntry)]
+    values = {
+        "kind": post.kind.value,
+        **{name: getattr(post, name) for name in COUNT_FIELDS},
+        "actual_cost_cents": post.actual_cost_cents,
+        "models_used": list(dict.fromkeys(post.models_used))[:MAX_MODELS],
+        "created_at": timezone.now(),
+    }
+    fields = {f.name: f for f in UsageEntry._meta.concrete_fields}
+    params = [fields[name].get_db_prep_save(values[name], connection) for name in ENTRY_COLUMNS]
+    account_id = UsageRecord._meta.get_field("account").get_db_prep_value(account.pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_ENTRY_SQL, [*params, account_id, post.interaction_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
-def _add(bucket: dict[str, Any], post: UsagePost) -> None:
-    for name in COUNT_FIELDS:
-        bucket[name] += getattr(post, name)
-    bucket[COST] = str(Decimal(bucket[COST]) + post.actual_cost_cents)
+def usage_record(*, identity: Identity, actor: str, post: UsagePost) -> int:
+    """Record one usage post for the identity's interaction; its record's id (the account and
+    the record are made on first sight).
 
-
-def _keep_largest(bucket: dict[str, Any], post: UsagePost) -> None:
-    for name in COUNT_FIELDS:
-        bucket[name] = max(bucket[name], getattr(post, name))
-    bucket[COST] = str(max(Decimal(bucket[COST]), post.actual_cost_cents))
-
-
-def merge_post(record: UsageRecord, post: UsagePost) -> None:
-    """Fold one post into the record's sources, then recompute the totals from them.
-
-    The rule that never counts a call twice: per-call posts each describe a distinct call, so
-    they are summed; an aggregated post describes the calls so far (including calls whose
-    per-call posts may or may not have arrived), so only the largest value of each field
-    across aggregates is kept. A one-call post with an integer cost is either: it is kept both
-    summed and as its largest, and counts as an aggregate once the interaction has a per-call
-    post with a fractional cost (the proxy sends those whenever a provider reports a cost),
-    else as per-call posts (an interaction whose calls reported no cost). Each total is then
-    max(per-call sum, largest aggregate), field by field: the same in any arrival order.
-    models_used is the union (first seen first).
-    """
-    per_call = {**_empty(), **record.per_call}
-    aggregate = {**_empty(), **record.aggregate}
-    ambiguous = record.aggregate.get(ONE_CALL_INTEGER) or {"sum": _empty(), "largest": _empty()}
-    kind = post.kind
-    if kind == PER_CALL:
-        per_call["posts"] += 1
-        _add(per_call, post)
-    elif kind == AGGREGATE:
-        aggregate["posts"] += 1
-        _keep_largest(aggregate, post)
-    else:
-        ambiguous["sum"]["posts"] += 1
-        _add(ambiguous["sum"], post)
-        _keep_largest(ambiguous["largest"], post)
-    record.per_call, record.aggregate = per_call, {**aggregate, ONE_CALL_INTEGER: ambiguous}
-    if per_call["posts"]:
-        summed, largest = per_call, dict(aggregate)
-        for name in (*COUNT_FIELDS, COST):
-            largest[name] = max(Decimal(largest[name]), Decimal(ambiguous["largest"][name]))
-    else:
-        summed, largest = ambiguous["sum"], aggregate
-    for name in COUNT_FIELDS:
-        setattr(record, name, max(int(summed[name]), int(largest[name])))
-    record.actual_cost_cents = max(Decimal(summed[COST]), Decimal(largest[COST]))
-    models = list(record.models_used or [])
-    for model in post.models_used:
-        if model not in models and len(models) < MAX_MODELS:
-            models.append(model)
-    record.models_used = models
-
-
-def usage_record(*, identity: Identity, actor: str, post: UsagePost) -> UsageRecord:
-    """Record one usage post for the identity's interaction (the account is made on first sight).
-
-    Concurrent posts for one interaction: the first post's INSERT of the empty record is ON
-    CONFLICT DO NOTHING (the unique constraint lets one in), and every merge happens with the
-    record's row locked, so no post's numbers are lost or applied twice.
+    A post is one INSERT of its own row, no row lock: the interaction's totals are computed
+    from its posts when read (usage.models.totals_from), so concurrent posts for one
+    interaction neither wait for each other nor lose each other's numbers. A first post
+    inserts the record (ON CONFLICT DO NOTHING: of concurrent first posts one inserts, the
+    others wait for its commit) and then its entry, which the next statement finds.
     """
     account, _ = account_get_or_create(identity=identity, actor=actor)
-    records = UsageRecord.objects.select_for_update()
-    with transaction.atomic():
-        record = records.filter(account=account, interaction_id=post.interaction_id).first()
-        if record is None:
-            UsageRecord.objects.bulk_create(
-                [UsageRecord(account=account, interaction_id=post.interaction_id)], ignore_conflicts=True
-            )
-            record = records.get(account=account, interaction_id=post.interaction_id)
-        merge_post(record, post)
-        record.save()
+    record_id = _insert_entry(account=account, post=post)
+    if record_id is None:
+        UsageRecord.objects.bulk_create(
+            [UsageRecord(account=account, interaction_id=post.interaction_id)], ignore_conflicts=True
+        )
+        record_id = _insert_entry(account=account, post=post)
+        if record_id is None:  # records are never deleted: not reached
+            raise RuntimeError(f"usage record for {post.interaction_id!r} vanished")
     logger.info(
         "usage recorded",
-        extra={
-            "account_id": str(account.pk),
-            "usage_log_id": record.pk,
-            "kind": post.kind,
-            "total_llm_calls": record.total_llm_calls,
-        },
+        extra={"account_id": str(account.pk), "usage_log_id": record_id, "kind": post.kind.value},
     )
-    return record
+    return record_id

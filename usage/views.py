@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -62,7 +64,8 @@ class UsageCreateView(APIView):
         operation_id="litellm_usage_create",
         summary="Record an LLM interaction's usage (the LLM proxy, after every call)",
         description=(
-            "One record per (account, interaction_id). Per-call posts (total_llm_calls 1) are summed; aggregated "
+            "One record per (account, interaction_id); each post is kept and the totals are computed from "
+            "them when read. Per-call posts (total_llm_calls 1) are summed; aggregated "
             "posts (the totals so far, integer cents; a one-call post with whole non-zero cents is one) keep "
             "their largest value; each total is the larger of the two, so a call is never counted twice whatever "
             "the order. The cost is stored exactly as sent (a JSON number, read as a decimal). Creates the "
@@ -91,8 +94,8 @@ class UsageCreateView(APIView):
         serializer = UsageIn(data=request.data)
         serializer.is_valid(raise_exception=True)
         identity = identity_from(serializer.validated_data, key_tenant_id=principal(request).tenant_id)
-        record = services.usage_record(identity=identity, actor=principal(request).actor, post=serializer.post())
-        return Response({"logged": True, "usage_log_id": record.pk}, status=status.HTTP_201_CREATED)
+        record_id = services.usage_record(identity=identity, actor=principal(request).actor, post=serializer.post())
+        return Response({"logged": True, "usage_log_id": record_id}, status=status.HTTP_201_CREATED)
 
 
 class AccountUsageView(generics.ListAPIView):
@@ -105,6 +108,12 @@ class AccountUsageView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[UsageRecord]:
         account = visible_account(self.request, self.kwargs["account_id"])
         return selectors.account_usage(account_id=account.pk)
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            selectors.attach_totals(page)
+        return page
 
     @extend_schema(
         operation_id="accounts_usage",
