@@ -14,8 +14,8 @@ from rest_framework.response import Response
 
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
-    """Each view has one renderer (JSON for the API): use it whatever the Accept header
-    says, without parsing Accept on every request (and never answer 406)."""
+    """Each view has one renderer (JSON for the API): answer with it whatever the Accept
+    header says, never a 406 (a client that sends `Accept: text/html` still gets JSON)."""
 
     def select_renderer(
         self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
@@ -48,10 +48,8 @@ COMMON_ERRORS = {
 
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
-    validate_body = getattr(serializer_class, "validate_body", None)  # accounts.serializers.ShallowFieldsMixin
-    if validate_body is not None:
-        return validate_body(request.data)  # type: ignore[no-any-return]
+    """The body, validated by `serializer_class` (a 422 when it is not valid); fields the
+    serializer does not declare are dropped, not refused."""
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

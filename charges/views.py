@@ -15,7 +15,7 @@ from accounts.models import Scope
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
 from billing_site.errors import BillingError
-from charges.serializers import ChargeIn, ChargeOut, charge_out
+from charges.serializers import ChargeIn, ChargeOut
 from charges.services import charge_create
 
 
@@ -96,7 +96,7 @@ class ChargeCreateView(APIView):
         if not created:
             metrics.observe_charge(result="duplicate", account_id=charge.account_id, amount_minor=data["amount_minor"])
             return replay_response(
-                charge_out(charge),
+                ChargeOut(charge).data,
                 detail="Charge already exists for this idempotency key.",
                 headers={"X-Existing-Charge-ID": str(charge.pk)},
             )
@@ -108,4 +108,4 @@ class ChargeCreateView(APIView):
             amount_minor=charge.amount_minor,
             debited_minor=charge.debited_minor,
         )
-        return Response(charge_out(charge), status=status.HTTP_201_CREATED)
+        return Response(ChargeOut(charge).data, status=status.HTTP_201_CREATED)
