@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +25,7 @@ class LimitedJSONParser(JSONParser):
     reads the body; a chunked body declares none, so the limit is applied here as it is read.
     """
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         limit = settings.MAX_REQUEST_BODY_BYTES
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
@@ -36,6 +37,6 @@ class LimitedJSONParser(JSONParser):
         except RecursionError as exc:  # arrays nested thousands deep: not a ValueError
             raise ParseError("JSON parse error - nested too deeply") from exc
 
-    def parse_body(self, raw: bytes, media_type: str | None, parser_context: dict[str, Any] | None) -> Any:
+    def parse_body(self, raw: bytes, media_type: str | None, parser_context: Mapping[str, Any] | None) -> Any:
         """The body within the limit, parsed (a subclass may read it differently)."""
         return super().parse(io.BytesIO(raw), media_type, parser_context)
