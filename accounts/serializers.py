@@ -44,6 +44,8 @@ class CreditCheckIn(IdentityIn):
 
 
 class CreditCheckOut(serializers.Serializer):
+    """The check's answer, from a CreditStatus (accounts.selectors): every guide field, always."""
+
     has_credit = serializers.BooleanField()
     credits_remaining = serializers.IntegerField(help_text="Paid balance in uses (0 when suspended or closed).")
     free_uses_remaining = serializers.IntegerField(help_text="0 when suspended or closed.")
