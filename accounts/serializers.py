@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from pydantic import ConfigDict, Field
 from rest_framework import serializers
 
 from accounts.models import Account
+from accounts.selectors import CreditStatus
+from billing_site.api import ApiModel
 from billing_site.fields import (
     MAX_AMOUNT_MINOR,
+    Amount,
     CurrencyField,
+    Identifier,
+    LenientEmail,
     LenientEmailField,
+    OptionalIdentifier,
     StrictIntegerField,
     amount_field,
     description_field,
@@ -20,47 +28,78 @@ from billing_site.fields import (
 from ledger.models import EntryKind, LedgerEntry
 
 
+class IdentityBody(ApiModel):
+    """The guide's identity block, for the hot endpoints (check, charge), as a pydantic model:
+    strict JSON types, and fields the guide does not list are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    oauth_provider: Identifier = Field(description='OAuth provider, e.g. "oauth:google".')
+    external_id: Identifier = Field(description="The user's email or OAuth id.")
+    wa_id: OptionalIdentifier | None = Field(None, description="WebAgent id; recorded, not part of identity.")
+    tenant_id: OptionalIdentifier | None = Field(None, description="Tenant (B2B); part of identity.")
+    customer_email: LenientEmail = Field("", description="Recorded on the account when it is a valid email.")
+
+
+def _described(name: str) -> str | None:
+    return IdentityBody.model_fields[name].description
+
+
 class IdentityIn(serializers.Serializer):
-    """The guide's identity block. Fields the guide does not list are ignored."""
+    """The same identity block for the other endpoints, as a DRF serializer (same limits and
+    descriptions, from billing_site.fields and IdentityBody)."""
 
-    oauth_provider = identifier(help_text='OAuth provider, e.g. "oauth:google".')
-    external_id = identifier(help_text="The user's email or OAuth id.")
-    wa_id = optional_identifier(help_text="WebAgent id; recorded, not part of identity.")
-    tenant_id = optional_identifier(help_text="Tenant (B2B); part of identity.")
-    customer_email = LenientEmailField(help_text="Recorded on the account when it is a valid email.")
+    oauth_provider = identifier(help_text=_described("oauth_provider"))
+    external_id = identifier(help_text=_described("external_id"))
+    wa_id = optional_identifier(help_text=_described("wa_id"))
+    tenant_id = optional_identifier(help_text=_described("tenant_id"))
+    customer_email = LenientEmailField(help_text=_described("customer_email"))
 
 
-class CreditCheckIn(IdentityIn):
-    amount_minor = amount_field(
-        min_value=1,
-        required=False,
-        allow_null=True,
-        help_text="Price of the coming use, if not one use's price; has_credit answers for it.",
+class CreditCheckIn(IdentityBody):
+    amount_minor: Amount | None = Field(
+        None, description="Price of the coming use, if not one use's price; has_credit answers for it."
     )
-    # The body's "context" field (DRF moves declared fields off the class; the stubs do not know).
-    context = serializers.JSONField(  # type: ignore[assignment]
-        required=False, allow_null=True, help_text="Free-form context; ignored."
+    context: Any = Field(None, description="Free-form context; ignored.")
+
+
+class CreditCheckOut(ApiModel):
+    """The check's answer: every guide field, always."""
+
+    has_credit: bool
+    credits_remaining: int = Field(description="Paid balance in uses (0 when suspended or closed).")
+    free_uses_remaining: int = Field(description="0 when suspended or closed.")
+    daily_free_uses_remaining: int = Field(
+        description="Today's (UTC) daily free uses left, spent first (0 when off, suspended or closed)."
     )
+    daily_free_uses_limit: int = Field(description="Daily free uses per UTC day (0 when off).")
+    total_uses: int
+    plan_name: str
+    reason: str | None
+    purchase_required: bool
+    purchase_price_minor: int | None
+    purchase_uses: int | None
+    account_id: uuid.UUID
+    balance_minor: int = Field(description="The stored paid balance.")
 
-
-class CreditCheckOut(serializers.Serializer):
-    """The check's answer, from a CreditStatus (accounts.selectors): every guide field, always."""
-
-    has_credit = serializers.BooleanField()
-    credits_remaining = serializers.IntegerField(help_text="Paid balance in uses (0 when suspended or closed).")
-    free_uses_remaining = serializers.IntegerField(help_text="0 when suspended or closed.")
-    daily_free_uses_remaining = serializers.IntegerField(
-        help_text="Today's (UTC) daily free uses left, spent first (0 when off, suspended or closed)."
-    )
-    daily_free_uses_limit = serializers.IntegerField(help_text="Daily free uses per UTC day (0 when off).")
-    total_uses = serializers.IntegerField(source="account.total_uses")
-    plan_name = serializers.CharField(source="account.plan_name")
-    reason = serializers.CharField(allow_null=True)
-    purchase_required = serializers.BooleanField()
-    purchase_price_minor = serializers.IntegerField(allow_null=True)
-    purchase_uses = serializers.IntegerField(allow_null=True)
-    account_id = serializers.UUIDField(source="account.id")
-    balance_minor = serializers.IntegerField(source="account.balance_minor", help_text="The stored paid balance.")
+    @classmethod
+    def of(cls, status: CreditStatus) -> CreditCheckOut:
+        account = status.account
+        return cls(
+            has_credit=status.has_credit,
+            credits_remaining=status.credits_remaining,
+            free_uses_remaining=status.free_uses_remaining,
+            daily_free_uses_remaining=status.daily_free_uses_remaining,
+            daily_free_uses_limit=status.daily_free_uses_limit,
+            total_uses=account.total_uses,
+            plan_name=account.plan_name,
+            reason=status.reason,
+            purchase_required=status.purchase_required,
+            purchase_price_minor=status.purchase_price_minor,
+            purchase_uses=status.purchase_uses,
+            account_id=account.id,
+            balance_minor=account.balance_minor,
+        )
 
 
 class NullIfBlankCharField(serializers.CharField):

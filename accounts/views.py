@@ -136,7 +136,7 @@ class CreditCheckView(APIView):
         account, _ = services.account_get_or_create(identity=identity, actor=principal(request).actor)
         result = selectors.credit_status(account=account, amount_minor=data.get("amount_minor"))
         metrics.observe_credit_check(result=result.result)
-        return Response(CreditCheckOut(result).data)
+        return Response(CreditCheckOut.of(result).model_dump(mode="json"))
 
 
 class AccountCreateView(APIView):

@@ -1,20 +1,24 @@
-"""Input fields for the rules DRF's own fields do not have, so that a value the database
-cannot store, or money sent as the wrong JSON type, is a 422 and never a 500.
+"""Input rules, written once, so that a value the database cannot store, or money sent as
+the wrong JSON type, is a 422 and never a 500.
 
-Each is an ordinary DRF field: `to_internal_value` for the JSON type it accepts, validators
-for everything else. DRF's CharField already refuses NUL bytes and lone surrogates, which
-PostgreSQL text cannot hold.
+Two forms of the same rules: DRF fields for the cold endpoints, and pydantic types for the
+hot ones (the credit check and the charge), whose DRF validation cost as much as the rest of
+the request. Both read the limits and the checks below. DRF's CharField refuses NUL bytes and
+lone surrogates, which PostgreSQL text cannot hold; pydantic refuses lone surrogates and
+`refuse_nul` the NUL bytes.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
+from pydantic import AfterValidator, Field, PlainValidator, StringConstraints
+from pydantic_core import PydanticCustomError
 from rest_framework import serializers
 
 # The input limits, written once (each matches the column that stores the value).
@@ -57,6 +61,17 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+def clean_email(data: Any) -> str:
+    """An optional email: clients send it with every call, so a bad one is dropped ("")."""
+    if not isinstance(data, str) or len(data) > EMAIL_MAX_LENGTH or not is_storable_text(data):
+        return ""
+    try:
+        validate_email(data.strip())
+    except DjangoValidationError:
+        return ""
+    return data.strip()
+
+
 class LenientEmailField(serializers.CharField):
     """An optional email: clients send it with every call, so a bad one is dropped, not a 422."""
 
@@ -67,19 +82,16 @@ class LenientEmailField(serializers.CharField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or len(data) > EMAIL_MAX_LENGTH or not is_storable_text(data):
-            return ""
-        try:
-            validate_email(data.strip())
-        except DjangoValidationError:
-            return ""
-        return data.strip()
+        return clean_email(data)
+
+
+UNSUPPORTED_CURRENCY = "Unsupported currency {value}: this service bills in {currency}."
 
 
 class CurrencyField(TextField):
     """The service's one billing currency (BILLING_CURRENCY), any case; another is a 422."""
 
-    default_error_messages = {"unsupported": "Unsupported currency {value}: this service bills in {currency}."}
+    default_error_messages = {"unsupported": UNSUPPORTED_CURRENCY}
 
     def __init__(self, **kwargs: Any):
         kwargs.setdefault("required", False)
@@ -93,31 +105,42 @@ class CurrencyField(TextField):
         return value
 
 
-def _check_json_value(value: Any, depth: int) -> None:
+def _json_value_problem(value: Any, depth: int) -> str | None:
     if depth > MAX_METADATA_DEPTH:
-        raise serializers.ValidationError(f"Nested deeper than {MAX_METADATA_DEPTH} levels.")
+        return f"Nested deeper than {MAX_METADATA_DEPTH} levels."
     if isinstance(value, str):
         if not is_storable_text(value):
-            raise serializers.ValidationError("Strings must be valid UTF-8 without NUL characters.")
+            return "Strings must be valid UTF-8 without NUL characters."
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise serializers.ValidationError("Numbers must be finite.")
+            return "Numbers must be finite."
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_json_value(key, depth + 1)
-            _check_json_value(item, depth + 1)
+            problem = _json_value_problem(key, depth + 1) or _json_value_problem(item, depth + 1)
+            if problem:
+                return problem
     elif isinstance(value, list):
         for item in value:
-            _check_json_value(item, depth + 1)
+            problem = _json_value_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def json_object_problem(value: Any) -> str | None:
+    """Why `value` is not a JSON object that jsonb stores as sent and small enough to keep
+    with every charge, or None when it is."""
+    if not isinstance(value, dict):
+        return "Must be a JSON object."
+    return _json_value_problem(value, 0) or (
+        f"Must be at most {MAX_METADATA_BYTES} bytes as JSON." if len(json.dumps(value)) > MAX_METADATA_BYTES else None
+    )
 
 
 def small_json_object(value: Any) -> None:
-    """A JSON object that jsonb stores as sent, and small enough to keep with every charge."""
-    if not isinstance(value, dict):
-        raise serializers.ValidationError("Must be a JSON object.")
-    _check_json_value(value, 0)
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
-        raise serializers.ValidationError(f"Must be at most {MAX_METADATA_BYTES} bytes as JSON.")
+    problem = json_object_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem)
 
 
 class MetadataField(serializers.JSONField):
@@ -151,3 +174,51 @@ def description_field(**kwargs: Any) -> TextField:
 def amount_field(**kwargs: Any) -> StrictIntegerField:
     """An amount of credit minor units, bounded well inside the BigIntegerField column."""
     return StrictIntegerField(max_value=MAX_AMOUNT_MINOR, **kwargs)
+
+
+# --- The same rules as pydantic types (the credit check and the charge) -----------------
+# Models using them set `strict=True`, so text must be a JSON string and money a JSON
+# integer; billing_site.api.validated turns pydantic's errors into DRF's wording.
+
+
+def refuse_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("null_characters", "Null characters are not allowed.")
+    return value
+
+
+def _billing_currency(value: str) -> str:
+    value = value.upper()
+    if value != settings.BILLING_CURRENCY:
+        raise PydanticCustomError(
+            "unsupported",
+            "{reason}",
+            {"reason": UNSUPPORTED_CURRENCY.format(value=value, currency=settings.BILLING_CURRENCY)},
+        )
+    return value
+
+
+def _metadata(value: Any) -> Any:
+    problem = None if value is None else json_object_problem(value)
+    if problem:
+        raise PydanticCustomError("invalid_metadata", "{reason}", {"reason": problem})
+    return value
+
+
+# Text is trimmed, as DRF's CharField trims it; min_length=1 is DRF's "may not be blank".
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=IDENTIFIER_MAX_LENGTH),
+    AfterValidator(refuse_nul),
+]
+OptionalIdentifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=IDENTIFIER_MAX_LENGTH), AfterValidator(refuse_nul)
+]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX_LENGTH), AfterValidator(refuse_nul)
+]
+# No length limit: only the billing currency passes, and the refusal names the one sent.
+Currency = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_billing_currency)]
+Amount = Annotated[int, Field(ge=1, le=MAX_AMOUNT_MINOR)]
+Metadata = Annotated[Any, AfterValidator(_metadata)]
+LenientEmail = Annotated[str, PlainValidator(clean_email, json_schema_input_type=str | None)]

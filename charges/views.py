@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -83,7 +82,7 @@ class ChargeCreateView(APIView):
             charge, created = charge_create(
                 identity=identity,
                 amount_minor=data["amount_minor"],
-                currency=data.get("currency") or settings.BILLING_CURRENCY,
+                currency=data["currency"],
                 idempotency_key=data["idempotency_key"],
                 actor=principal(request).actor,
                 description=data.get("description") or "",
@@ -96,7 +95,7 @@ class ChargeCreateView(APIView):
         if not created:
             metrics.observe_charge(result="duplicate", account_id=charge.account_id, amount_minor=data["amount_minor"])
             return replay_response(
-                ChargeOut(charge).data,
+                ChargeOut.model_validate(charge).model_dump(mode="json"),
                 detail="Charge already exists for this idempotency key.",
                 headers={"X-Existing-Charge-ID": str(charge.pk)},
             )
@@ -108,4 +107,4 @@ class ChargeCreateView(APIView):
             amount_minor=charge.amount_minor,
             debited_minor=charge.debited_minor,
         )
-        return Response(ChargeOut(charge).data, status=status.HTTP_201_CREATED)
+        return Response(ChargeOut.model_validate(charge).model_dump(mode="json"), status=status.HTTP_201_CREATED)
