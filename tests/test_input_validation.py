@@ -145,3 +145,41 @@ def test_a_good_customer_email_is_recorded(api, user):
     api.post(CHECK, {**user, "customer_email": " ada@example.com "}, format="json")
 
     assert Account.objects.get().email == "ada@example.com"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"external_id": "   "}, "external_id", "This field may not be blank."),
+        ({"external_id": None}, "external_id", "This field may not be null."),
+        ({"idempotency_key": "k" * 256}, "idempotency_key", "Ensure this field has no more than 255 characters."),
+        ({"amount_minor": "100"}, "amount_minor", "A valid integer is required."),
+        ({"amount_minor": 0}, "amount_minor", "Ensure this value is greater than or equal to 1."),
+        ({"amount_minor": 10**12 + 1}, "amount_minor", "Ensure this value is less than or equal to 1000000000000."),
+        ({"description": "a\ud800b"}, "description", "Surrogate characters are not allowed: U+D800."),
+        ({"currency": ""}, "currency", "This field may not be blank."),
+    ],
+)
+def test_a_charge_422_reads_as_every_other_endpoints(api, user, change, field, message):
+    raw = json.dumps({**charge_body(user, "k"), **change})
+
+    response = api.post(CHARGES, data=raw, content_type="application/json")
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": f"{field}: {message}",
+        "code": "validation_error",
+        "errors": {field: [message]},
+    }
+    assert Charge.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("[1]", "Invalid data. Expected a dictionary, but got list."), ("null", "No data provided")],
+)
+def test_a_body_that_is_not_an_object_is_a_422_about_the_body(api, raw, message):
+    response = api.post(CHECK, data=raw, content_type="application/json")
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == {"non_field_errors": [message]}
