@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from pydantic import ConfigDict, Field
 from rest_framework import serializers
-from rest_framework.fields import SkipField, empty, get_error_detail
-from rest_framework.utils.serializer_helpers import BindingDict
 
 from accounts.models import Account
 from accounts.selectors import CreditStatus
+from billing_site.api import ApiModel
 from billing_site.fields import (
     MAX_AMOUNT_MINOR,
+    Amount,
     CurrencyField,
+    Identifier,
+    LenientEmail,
     LenientEmailField,
+    OptionalIdentifier,
     StrictIntegerField,
     amount_field,
     description_field,
@@ -24,177 +28,78 @@ from billing_site.fields import (
 from ledger.models import EntryKind, LedgerEntry
 
 
-class ShallowFieldsMixin:
-    """Input serializers whose declared fields are built and bound once per class.
+class IdentityBody(ApiModel):
+    """The guide's identity block, for the hot endpoints (check, charge), as a pydantic model:
+    strict JSON types, and fields the guide does not list are ignored."""
 
-    DRF deep-copies every declared field for each serializer instance by re-running each
-    field's __init__, then binds it (about 0.1 ms a field before; a third of a charge's
-    Python time). These input serializers hold only flat scalar fields whose state is set
-    at declaration and never changed by validation, and are never partial and take no
-    context (the only things a field reads from the serializer it is bound to): one bound
-    set per class serves every instance (bench/RESULTS.md). A subclass that overrides
-    `get_fields` (nested fields) gets its own fields per instance, as DRF does.
-    """
+    model_config = ConfigDict(strict=True, extra="ignore")
 
-    _declared_fields: dict[str, serializers.Field]
+    oauth_provider: Identifier = Field(description='OAuth provider, e.g. "oauth:google".')
+    external_id: Identifier = Field(description="The user's email or OAuth id.")
+    wa_id: OptionalIdentifier | None = Field(None, description="WebAgent id; recorded, not part of identity.")
+    tenant_id: OptionalIdentifier | None = Field(None, description="Tenant (B2B); part of identity.")
+    customer_email: LenientEmail = Field("", description="Recorded on the account when it is a valid email.")
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = {}
-        for name, field in self._declared_fields.items():
-            clone = object.__new__(type(field))  # what copy.copy does, without its protocol lookups
-            clone.__dict__.update(field.__dict__)
-            fields[name] = clone
-        return fields
 
-    @property
-    def fields(self) -> BindingDict:
-        cls = type(self)
-        shared = cls.get_fields is ShallowFieldsMixin.get_fields
-        owner: Any = cls if shared else self
-        bound = owner.__dict__.get("_bound_fields")
-        if bound is None:
-            bound = BindingDict(self)
-            for name, field in self.get_fields().items():
-                bound[name] = field
-            # Each writable field with its validate_<name> method, for to_internal_value.
-            plan = [
-                (name, field, getattr(cls, f"validate_{name}", None))
-                for name, field in bound.fields.items()
-                if not field.read_only
-            ]
-            flat = all(field.source_attrs == [field.source] for _, field, _ in plan)
-            if shared:
-                cls._bound_fields = bound  # type: ignore[attr-defined]
-                cls._input_plan = plan if flat else None  # type: ignore[attr-defined]
-            else:
-                self.__dict__["_bound_fields"] = bound
-                self.__dict__["_input_plan"] = plan if flat else None
-        return bound
+def _described(name: str) -> str | None:
+    return IdentityBody.model_fields[name].description
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        """DRF's Serializer.to_internal_value for a JSON object, in one plain loop.
 
-        The same steps in the same order with the same errors: each writable field's
-        run_validation, then its validate_<name> method. What it leaves out is DRF's
-        per-field overhead for the general case (the generator of writable fields, the
-        validate_<name> lookup, the HTML-form check in get_value, nested sources, and a
-        SkipField exception per absent optional field): a charge's validation 73 -> 40 us
-        (bench/RESULTS.md). Anything but a plain dict (a QueryDict of query parameters)
-        takes DRF's own path.
-        """
-        self.fields  # binds the fields and builds the plan (on the class, or this instance)  # noqa: B018
-        plan = getattr(self, "_input_plan", None)
-        if type(data) is not dict or plan is None:
-            return super().to_internal_value(data)  # type: ignore[misc]
-        ret: dict[str, Any] = {}
-        errors: dict[str, Any] = {}
-        for name, field, validate_method in plan:
-            primitive = data.get(name, empty)
-            if primitive is empty and not field.required and field.default is empty:
-                continue  # DRF: get_default() raises SkipField
-            try:
-                value = field.run_validation(primitive)
-                if validate_method is not None:
-                    value = validate_method(self, value)
-            except serializers.ValidationError as exc:
-                errors[name] = exc.detail
-            except DjangoValidationError as exc:
-                errors[name] = get_error_detail(exc)
-            except SkipField:
-                pass
-            else:
-                ret[field.source] = value
-        if errors:
-            raise serializers.ValidationError(errors)
-        return ret
+class IdentityIn(serializers.Serializer):
+    """The same identity block for the other endpoints, as a DRF serializer (same limits and
+    descriptions, from billing_site.fields and IdentityBody)."""
+
+    oauth_provider = identifier(help_text=_described("oauth_provider"))
+    external_id = identifier(help_text=_described("external_id"))
+    wa_id = optional_identifier(help_text=_described("wa_id"))
+    tenant_id = optional_identifier(help_text=_described("tenant_id"))
+    customer_email = LenientEmailField(help_text=_described("customer_email"))
+
+
+class CreditCheckIn(IdentityBody):
+    amount_minor: Amount | None = Field(
+        None, description="Price of the coming use, if not one use's price; has_credit answers for it."
+    )
+    context: Any = Field(None, description="Free-form context; ignored.")
+
+
+class CreditCheckOut(ApiModel):
+    """The check's answer: every guide field, always."""
+
+    has_credit: bool
+    credits_remaining: int = Field(description="Paid balance in uses (0 when suspended or closed).")
+    free_uses_remaining: int = Field(description="0 when suspended or closed.")
+    daily_free_uses_remaining: int = Field(
+        description="Today's (UTC) daily free uses left, spent first (0 when off, suspended or closed)."
+    )
+    daily_free_uses_limit: int = Field(description="Daily free uses per UTC day (0 when off).")
+    total_uses: int
+    plan_name: str
+    reason: str | None
+    purchase_required: bool
+    purchase_price_minor: int | None
+    purchase_uses: int | None
+    account_id: uuid.UUID
+    balance_minor: int = Field(description="The stored paid balance.")
 
     @classmethod
-    def validate_body(cls, data: Any) -> dict[str, Any]:
-        """`cls(data=data)`, `is_valid(raise_exception=True)`, `validated_data`, on one
-        instance per class: making a serializer is 66k instructions of a charge's 240k of
-        validation (bench/NOTES.md), and an instance of these serializers holds nothing
-        that validation changes (their fields are already shared, above, and they are never
-        partial and take no context). Data that fails is validated again the usual way, so
-        every 422 is DRF's own, to the letter."""
-        shared = cls.__dict__.get("_shared_instance")
-        if shared is None:
-            shared = cls()
-            cls._shared_instance = shared  # type: ignore[attr-defined]
-        try:
-            return shared.run_validation(data)  # type: ignore[attr-defined, no-any-return]
-        except (serializers.ValidationError, DjangoValidationError, SkipField):
-            pass
-        serializer = cls(data=data)  # type: ignore[call-arg]
-        serializer.is_valid(raise_exception=True)  # type: ignore[attr-defined]
-        return serializer.validated_data  # type: ignore[attr-defined, no-any-return]
-
-    def run_validators(self, value: Any) -> None:
-        # DRF first merges the read-only fields' defaults into the value, for the
-        # serializer's own validators: with none declared there is nothing to run.
-        if self.validators:
-            super().run_validators(value)  # type: ignore[misc]
-
-
-class IdentityIn(ShallowFieldsMixin, serializers.Serializer):
-    """The guide's identity block. Fields the guide does not list are ignored."""
-
-    oauth_provider = identifier(help_text='OAuth provider, e.g. "oauth:google".')
-    external_id = identifier(help_text="The user's email or OAuth id.")
-    wa_id = optional_identifier(help_text="WebAgent id; recorded, not part of identity.")
-    tenant_id = optional_identifier(help_text="Tenant (B2B); part of identity.")
-    customer_email = LenientEmailField(help_text="Recorded on the account when it is a valid email.")
-
-
-class CreditCheckIn(IdentityIn):
-    amount_minor = amount_field(
-        min_value=1,
-        required=False,
-        allow_null=True,
-        help_text="Price of the coming use, if not one use's price; has_credit answers for it.",
-    )
-    # The body's "context" field (DRF moves declared fields off the class; the stubs do not know).
-    context = serializers.JSONField(  # type: ignore[assignment]
-        required=False, allow_null=True, help_text="Free-form context; ignored."
-    )
-
-
-class CreditCheckOut(serializers.Serializer):
-    has_credit = serializers.BooleanField()
-    credits_remaining = serializers.IntegerField(help_text="Paid balance in uses (0 when suspended or closed).")
-    free_uses_remaining = serializers.IntegerField(help_text="0 when suspended or closed.")
-    daily_free_uses_remaining = serializers.IntegerField(
-        help_text="Today's (UTC) daily free uses left, spent first (0 when off, suspended or closed)."
-    )
-    daily_free_uses_limit = serializers.IntegerField(help_text="Daily free uses per UTC day (0 when off).")
-    total_uses = serializers.IntegerField(source="account.total_uses")
-    plan_name = serializers.CharField(source="account.plan_name")
-    reason = serializers.CharField(allow_null=True)
-    purchase_required = serializers.BooleanField()
-    purchase_price_minor = serializers.IntegerField(allow_null=True)
-    purchase_uses = serializers.IntegerField(allow_null=True)
-    account_id = serializers.UUIDField(source="account.id")
-    balance_minor = serializers.IntegerField(source="account.balance_minor", help_text="The stored paid balance.")
-
-
-def credit_check_out(status: CreditStatus) -> dict[str, Any]:
-    """CreditCheckOut's data, built directly (the hottest endpoint; tests/test_response_shapes.py
-    keeps the two identical)."""
-    account = status.account
-    return {
-        "has_credit": status.has_credit,
-        "credits_remaining": status.credits_remaining,
-        "free_uses_remaining": status.free_uses_remaining,
-        "daily_free_uses_remaining": status.daily_free_uses_remaining,
-        "daily_free_uses_limit": status.daily_free_uses_limit,
-        "total_uses": account.total_uses,
-        "plan_name": account.plan_name,
-        "reason": status.reason,
-        "purchase_required": status.purchase_required,
-        "purchase_price_minor": status.purchase_price_minor,
-        "purchase_uses": status.purchase_uses,
-        "account_id": str(account.id),
-        "balance_minor": account.balance_minor,
-    }
+    def of(cls, status: CreditStatus) -> CreditCheckOut:
+        account = status.account
+        return cls(
+            has_credit=status.has_credit,
+            credits_remaining=status.credits_remaining,
+            free_uses_remaining=status.free_uses_remaining,
+            daily_free_uses_remaining=status.daily_free_uses_remaining,
+            daily_free_uses_limit=status.daily_free_uses_limit,
+            total_uses=account.total_uses,
+            plan_name=account.plan_name,
+            reason=status.reason,
+            purchase_required=status.purchase_required,
+            purchase_price_minor=status.purchase_price_minor,
+            purchase_uses=status.purchase_uses,
+            account_id=account.id,
+            balance_minor=account.balance_minor,
+        )
 
 
 class NullIfBlankCharField(serializers.CharField):

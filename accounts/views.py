@@ -21,7 +21,6 @@ from accounts.serializers import (
     CreditGrantIn,
     IdentityIn,
     LedgerEntryOut,
-    credit_check_out,
 )
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
@@ -138,7 +137,7 @@ class CreditCheckView(APIView):
         account, _ = services.account_get_or_create(identity=identity, actor=principal(request).actor)
         result = selectors.credit_status(account=account, amount_minor=data.get("amount_minor"))
         metrics.observe_credit_check(result=result.result)
-        return Response(credit_check_out(result))
+        return Response(CreditCheckOut.of(result).model_dump(mode="json"))
 
 
 class AccountCreateView(APIView):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -15,7 +14,7 @@ from accounts.models import Scope
 from billing_site import metrics
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, replay_response, validated
 from billing_site.errors import BillingError
-from charges.serializers import ChargeIn, ChargeOut, charge_out
+from charges.serializers import ChargeIn, ChargeOut
 from charges.services import charge_create
 
 
@@ -83,7 +82,7 @@ class ChargeCreateView(APIView):
             charge, created = charge_create(
                 identity=identity,
                 amount_minor=data["amount_minor"],
-                currency=data.get("currency") or settings.BILLING_CURRENCY,
+                currency=data["currency"],
                 idempotency_key=data["idempotency_key"],
                 actor=principal(request).actor,
                 description=data.get("description") or "",
@@ -96,11 +95,11 @@ class ChargeCreateView(APIView):
         if not created:
             metrics.observe_charge(result="duplicate")
             return replay_response(
-                charge_out(charge),
+                ChargeOut.model_validate(charge).model_dump(mode="json"),
                 detail="Charge already exists for this idempotency key.",
                 headers={"X-Existing-Charge-ID": str(charge.pk)},
             )
         # Counted for charge requests, not for replays (the proxy sends up to 70 per interaction).
         metrics.observe_charge_amount(amount_minor=data["amount_minor"])
         metrics.observe_charge(result="free" if charge.paid_with_free_use else "ok", debited_minor=charge.debited_minor)
-        return Response(charge_out(charge), status=status.HTTP_201_CREATED)
+        return Response(ChargeOut.model_validate(charge).model_dump(mode="json"), status=status.HTTP_201_CREATED)

@@ -27,19 +27,25 @@ def test_json_that_the_database_could_not_store_is_400(api, raw):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("raw", ['{"oauth_provider": ', "\ufeff{}", '{"a": NaN}', "{} x", "\ud800"])
-def test_a_malformed_body_is_refused_as_json_loads_refuses_it(api, raw):
-    try:
+@pytest.mark.parametrize("raw", ['{"oauth_provider": ', "\ufeff{}", "{} x"])
+def test_a_malformed_body_is_400_saying_what_json_loads_says(api, raw):
+    with pytest.raises(ValueError) as refusal:
         json.loads(raw)
-        expected = "NaN is not valid JSON"  # json.loads takes NaN: the service does not
-    except ValueError as exc:
-        expected = str(exc)
+
+    response = api.post(CHARGES, data=raw.encode("utf-8"), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+    assert str(refusal.value) in response.json()["detail"]
+
+
+@pytest.mark.parametrize("raw", ['{"a": -Infinity}', '"\ud800"'])
+def test_what_json_loads_would_take_but_is_not_json_is_400(api, raw):
+    # json.loads takes -Infinity (PostgreSQL's jsonb does not); a lone surrogate is not UTF-8.
     response = api.post(CHARGES, data=raw.encode("utf-8", "surrogatepass"), content_type="application/json")
 
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("Malformed JSON: ")
-    if raw != "\ud800":  # not UTF-8: refused before decoding
-        assert response.json()["detail"] == f"Malformed JSON: {expected}"
+    assert response.json()["code"] == "malformed_json"
 
 
 @pytest.mark.parametrize("body", ["[]", '"a string"', "42", "null", "{}"])

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from rest_framework import serializers as drf_serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,7 +16,6 @@ from billing_site.errors import BillingError
 from tools import metrics, selectors, serializers
 from tools.errors import UnknownProduct
 from tools.models import ToolProduct
-from tools.selectors import ToolBalance
 from tools.services import tool_charge_create
 
 CHECK_EXAMPLE = {
@@ -132,20 +129,20 @@ class ToolChargeView(APIView):
         else:
             result = "free" if charge.used_free else "paid"
             metrics.observe_tool_charge(product=product_type, result=result, cost_minor=charge.cost_minor)
-        return Response(serializers.tool_charge_out(charge))
+        return Response(serializers.ToolChargeOut(charge).data)
 
 
 class _OneToolReadView(APIView):
-    """The identity's balance of one tool, answered in `shape`: a check and a balance read
+    """The identity's balance of one tool, answered by `output`: a check and a balance read
     the same and differ only in what they show of it."""
 
     required_scope = Scope.READ
     user_tokens_allowed = True
-    shape: Callable[[ToolBalance], dict[str, Any]]
+    output: type[drf_serializers.Serializer]
 
     def get(self, request: Request, product_type: str) -> Response:
         balance = selectors.tool_balance(identity=_query_identity(request), product=_product(product_type))
-        return Response(type(self).shape(balance))
+        return Response(self.output(balance).data)
 
 
 @extend_schema_view(
@@ -159,7 +156,7 @@ class _OneToolReadView(APIView):
     )
 )
 class ToolCheckView(_OneToolReadView):
-    shape = staticmethod(serializers.tool_check_out)
+    output = serializers.ToolCheckOut
 
 
 @extend_schema_view(
@@ -173,7 +170,7 @@ class ToolCheckView(_OneToolReadView):
     )
 )
 class ToolBalanceView(_OneToolReadView):
-    shape = staticmethod(serializers.tool_balance_out)
+    output = serializers.ToolBalanceOut
 
 
 class ToolBalancesView(APIView):
@@ -190,4 +187,4 @@ class ToolBalancesView(APIView):
     )
     def get(self, request: Request) -> Response:
         balances = selectors.tool_balances(identity=_query_identity(request))
-        return Response({"balances": [serializers.tool_balance_out(b) for b in balances]})
+        return Response(serializers.ToolBalancesOut({"balances": balances}).data)
