@@ -6,11 +6,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from accounts.serializers import ShallowFieldsMixin
 from billing_site.fields import LenientEmailField, TextField, identifier, optional_identifier
 
 
-class GooglePlayVerifyIn(ShallowFieldsMixin, serializers.Serializer):
+class GooglePlayVerifyIn(serializers.Serializer):
     """The agent's body. With a user token the identity comes from the token and the body's
     identity fields are ignored; with an API key they are required."""
 
@@ -34,7 +33,7 @@ class GooglePlayVerifyOut(serializers.Serializer):
     account_id = serializers.UUIDField()
 
 
-class ToolPurchaseVerifyIn(ShallowFieldsMixin, serializers.Serializer):
+class ToolPurchaseVerifyIn(serializers.Serializer):
     product_id = identifier(help_text='The Play product id of the pack, e.g. "web_search_10".')
     purchase_token = TextField(max_length=4096, help_text="The purchase token from Google Play Billing.")
     tool_name = identifier(help_text='The tool the pack is for, e.g. "web_search".')
