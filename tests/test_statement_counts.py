@@ -68,3 +68,32 @@ def test_the_first_charge_of_a_day_tops_up_in_the_same_statements(api, warm, set
     # The top-up and the charge share the account UPDATE and one INSERT of both ledger entries.
     assert statements(charge) == NEW_CHARGE
     assert charge.captured_queries[5]["sql"].count("daily_free_uses_granted") == 1
+
+
+def test_the_written_out_lookups_load_what_the_orm_loads(api, warm):
+    from accounts.identity import Identity
+    from accounts.models import Account
+    from accounts.selectors import account_for_identity
+    from charges.models import Charge
+    from charges.selectors import charge_for_key
+
+    api.post("/v1/billing/charges", charge_body(warm, "k1", metadata={"a": [1, {"b": None}]}), format="json")
+    identity = Identity(oauth_provider=warm["oauth_provider"], external_id=warm["external_id"])
+    nobody = Identity(oauth_provider="oauth:google", external_id="nobody")
+
+    charge, account = charge_for_key(identity=identity, idempotency_key="k1"), account_for_identity(identity=identity)
+
+    orm_charge, orm_account = Charge.objects.get(idempotency_key="k1"), Account.objects.get(pk=account.pk)
+    assert {f.attname: getattr(charge, f.attname) for f in Charge._meta.concrete_fields} == {
+        f.attname: getattr(orm_charge, f.attname) for f in Charge._meta.concrete_fields
+    }
+    assert {f.attname: getattr(account, f.attname) for f in Account._meta.concrete_fields} == {
+        f.attname: getattr(orm_account, f.attname) for f in Account._meta.concrete_fields
+    }
+    assert charge.metadata == {"a": [1, {"b": None}]}
+    assert charge_for_key(identity=identity, idempotency_key="unknown") is None
+    assert charge_for_key(identity=nobody, idempotency_key="k1") is None
+    assert account_for_identity(identity=nobody) is None
+    other_tenant = Identity(oauth_provider=warm["oauth_provider"], external_id=warm["external_id"], tenant_id="t2")
+    assert account_for_identity(identity=other_tenant) is None
+    assert charge_for_key(identity=other_tenant, idempotency_key="k1") is None
