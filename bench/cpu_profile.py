@@ -118,28 +118,12 @@ def old_allows(self: object, scope: str) -> bool:
     return any(SCOPE_RANK.get(Scope(s), 0) >= rank for s in self.scopes if s in Scope.values)  # type: ignore[attr-defined]
 
 
-def orm_rows(self: object, using: str = "default", **values: str) -> list[tuple[object, ...]]:
-    """billing_site.prepared off: the same QuerySet built and compiled by the ORM on every call."""
-    return list(self._build(**values).using(using))  # type: ignore[attr-defined]
-
-
-def orm_write(**kwargs: object) -> object:
-    """ledger.writes' one statement off: the UPDATE, bulk_create and create through the ORM."""
-    from ledger import writes
-
-    return writes._write_with_orm(**kwargs)  # type: ignore[arg-type]
-
-
 def patches() -> dict[str, tuple[object, str, object]]:
     """Name -> (object, attribute, replacement): the speed measures that are code, not settings."""
     from accounts import auth
-    from billing_site.prepared import PreparedQuery
-    from ledger import services
 
     return {
         "scopes": (auth.ApiPrincipal, "allows", old_allows),
-        "orm_lookups": (PreparedQuery, "rows", orm_rows),
-        "orm_write": (services, "write_movement", orm_write),
     }
 
 
@@ -149,8 +133,6 @@ VARIANTS: list[tuple[str, dict[str, object], str | None]] = [
     ("rate limits off", {"RATE_LIMIT_ENABLED": False}, None),
     ("no middleware at all", {"MIDDLEWARE": []}, None),
     ("scope check through Scope.values (before)", {}, "scopes"),
-    ("hot lookups compiled by the ORM per request (no billing_site.prepared)", {}, "orm_lookups"),
-    ("charge written as UPDATE + bulk_create + create (no ledger.writes statement)", {}, "orm_write"),
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.daily import daily_free_uses_on, daily_top_up_delta, utc_today
 from accounts.identity import Identity
-from accounts.models import Account, AccountStatus
+from accounts.models import Account
+from accounts.selectors import account_for_identity
 from accounts.services import account_get_or_create, account_remember_last_seen
 from billing_site.errors import (
     AccountInactive,
@@ -21,9 +21,9 @@ from billing_site.errors import (
     insufficient_credits_detail,
 )
 from charges.models import Charge
-from charges.selectors import account_or_charge_for_key, charge_for_key
+from charges.selectors import charge_for_key
 from ledger.models import EntryKind
-from ledger.services import Movement, StaleAccount, ledger_post_many
+from ledger.services import Movement, ledger_post_many
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,10 @@ def charge_create(
     of the paid balance. Raises IdempotencyMismatch (422) for a key this account used with
     another amount, currency or description, InsufficientCredits (402), AccountInactive (403).
 
-    Statements: a replay is the one lookup, which also reads the account. A new charge then
-    writes optimistically: its account UPDATE is a compare-and-set on the row it read,
-    which takes the row lock; if the row moved on meanwhile (a concurrent charge or grant),
-    it is read again under `select_for_update` and charged from there.
+    Lock, then read: a replay is answered by one read of the charge (no lock); a new charge
+    locks the account row, reads it, and posts the day's top-up (if due) and the use
+    through the ledger. Two requests with one key serialize on that lock; the second's
+    INSERT then meets the (account, key) unique constraint and answers the replay.
     """
     request = ChargeRequest(
         identity=identity,
@@ -101,31 +101,28 @@ def charge_create(
         description=description,
         metadata=metadata or {},
     )
-    account, existing = account_or_charge_for_key(identity=identity, idempotency_key=idempotency_key)
+    existing = charge_for_key(identity=identity, idempotency_key=idempotency_key)
     if existing is not None:
         return _replayed(existing, request), False
-    if account is None:
-        account, _ = account_get_or_create(identity=identity, actor=actor)
-    else:
-        account_remember_last_seen(account=account, identity=identity)
     try:
-        try:
-            with transaction.atomic():
-                charge = _charge(account, request, today=utc_today())
-        except StaleAccount:
-            with transaction.atomic():
-                account = Account.objects.select_for_update().get(pk=account.pk)
-                charge = _charge(account, request, today=utc_today())
+        charge = _charge_locked(request)
+        if charge is None:
+            # First sight of this user: the account is made (and committed) as a credit
+            # check would make it, so a refused charge still leaves it behind.
+            account_get_or_create(identity=identity, actor=actor)
+            charge = _charge_locked(request)
     except IntegrityError:
         # Another request with this key committed while we waited for the lock.
         existing = charge_for_key(identity=identity, idempotency_key=idempotency_key)
         if existing is None:
             raise
         return _replayed(existing, request), False
+    if charge is None:  # the account was created and cannot be found: never expected
+        raise Account.DoesNotExist(f"no account for {identity}")
     _log_charge(
         "charge created",
         outcome="free" if charge.paid_with_free_use else "ok",
-        account_id=account.pk,
+        account_id=charge.account_id,
         amount_minor=amount_minor,
         charge_id=str(charge.pk),
         free_use=charge.paid_with_free_use,
@@ -134,8 +131,18 @@ def charge_create(
     return charge, True
 
 
+def _charge_locked(request: ChargeRequest) -> Charge | None:
+    """Lock the account, then read it and charge it; None when the identity has no account yet."""
+    with transaction.atomic():
+        account = account_for_identity(identity=request.identity, for_update=True)
+        if account is None:
+            return None
+        account_remember_last_seen(account=account, identity=request.identity)
+        return _charge(account, request, today=utc_today())
+
+
 def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -> Charge:
-    """Post the day's top-up (if due) and the charge against `account` as read, then record the charge."""
+    """Post the day's top-up (if due) and the charge against the locked `account`; record the charge."""
     if not account.is_active:
         outcome = "closed" if account.status == AccountStatus.CLOSED else "suspended"
         _log_charge("charge refused", outcome=outcome, account_id=account.pk, amount_minor=request.amount_minor)
@@ -167,21 +174,8 @@ def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -
             extra={"balance_minor": account.balance_minor, "required_minor": request.amount_minor},
             account_id=account.pk,
         )
-    charge_id = uuid.uuid4()
-    movements.append(
-        Movement(
-            kind=EntryKind.CHARGE,
-            balance_delta_minor=balance_delta,
-            free_uses_delta=free_delta,
-            daily_free_uses_delta=daily_delta,
-            uses_delta=1,
-            reason=request.description,
-            charge_id=charge_id,
-            details={"paid_from": pool},
-        )
-    )
-    charge = Charge(
-        id=charge_id,
+    # Written first: a key already used fails here, before any other write.
+    charge = Charge.objects.create(
         account=account,
         idempotency_key=request.idempotency_key,
         amount_minor=request.amount_minor,
@@ -194,13 +188,22 @@ def _charge(account: Account, request: ChargeRequest, *, today: datetime.date) -
         free_uses_after=account.free_uses_remaining + free_delta,
         actor=request.actor,
     )
-    # The charge row is written with its entries and the account (one statement: ledger.writes).
+    movements.append(
+        Movement(
+            kind=EntryKind.CHARGE,
+            balance_delta_minor=balance_delta,
+            free_uses_delta=free_delta,
+            daily_free_uses_delta=daily_delta,
+            uses_delta=1,
+            reason=request.description,
+            charge=charge,
+            details={"paid_from": pool},
+        )
+    )
     ledger_post_many(
         account=account,
         actor=request.actor,
         movements=movements,
         daily_free_uses_day=today if top_up is not None else None,
-        expected_status=AccountStatus.ACTIVE,
-        companion=charge,
     )
     return charge

@@ -9,13 +9,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Model
 from django.utils import timezone
 
 from billing_site import metrics
 from billing_site.errors import InvalidOperation
 from ledger.models import EntryKind, LedgerEntry
-from ledger.writes import write_movement
 
 if TYPE_CHECKING:
     from accounts.models import Account
@@ -26,19 +24,16 @@ if TYPE_CHECKING:
 MAX_COUNT = 2**31 - 1
 MAX_BALANCE_MINOR = 2**63 - 1
 
-# Paid credit arriving by these kinds makes the account "pro" (DESIGN: Money and units).
+# Paid credit arriving by these kinds makes the account "pro" (`Account.has_paid`).
 PAID_CREDIT_KINDS = frozenset({EntryKind.PURCHASE, EntryKind.GRANT, EntryKind.MIGRATION})
 
-# The account columns a movement reads and writes: the compare-and-set guards all of them.
-_GUARDED = ("balance_minor", "free_uses_remaining", "daily_free_uses_remaining", "daily_free_uses_day", "total_uses")
+# The account columns a movement is computed from: the UPDATE matches them, so a caller
+# that forgot the lock (and holds a stale row) fails loudly instead of overwriting money.
+_READ = ("balance_minor", "free_uses_remaining", "daily_free_uses_remaining", "daily_free_uses_day", "total_uses")
 
 
 class LedgerInvariantError(Exception):
-    """A movement would take a balance below zero: a bug in the caller, never user input."""
-
-
-class StaleAccount(LedgerInvariantError):
-    """The account row changed since the caller read it (or its status is not the one expected)."""
+    """A movement would break the ledger's rules: a bug in the caller, never user input."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ class Movement:
     daily_free_uses_delta: int = 0
     uses_delta: int = 0
     reason: str = ""
-    charge_id: uuid.UUID | None = None
+    charge: Charge | None = None
     purchase: Purchase | None = None
     idempotency_key: str | None = None
     request_fingerprint: str = ""
@@ -74,12 +69,7 @@ def ledger_post(
     request_fingerprint: str = "",
     details: dict[str, Any] | None = None,
 ) -> LedgerEntry:
-    """Apply a movement to a locked account and record it, in the caller's transaction.
-
-    The caller must hold the account row lock (`select_for_update`) taken inside the
-    current `transaction.atomic()` block: the new balance is computed from the locked
-    row, then written with the entry, so the two can never disagree.
-    """
+    """Apply one movement to a locked account and record it: `ledger_post_many` with one movement."""
     movement = Movement(
         kind=kind,
         balance_delta_minor=balance_delta_minor,
@@ -87,7 +77,7 @@ def ledger_post(
         daily_free_uses_delta=daily_free_uses_delta,
         uses_delta=uses_delta,
         reason=reason,
-        charge_id=charge.pk if charge is not None else None,
+        charge=charge,
         purchase=purchase,
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
@@ -102,18 +92,13 @@ def ledger_post_many(
     actor: str,
     movements: list[Movement],
     daily_free_uses_day: datetime.date | None = None,
-    expected_status: str | None = None,
-    companion: Model | None = None,
 ) -> list[LedgerEntry]:
-    """Apply several movements to one account in one UPDATE, recorded as one INSERT of entries.
+    """Apply movements to a locked account, in the caller's transaction: one UPDATE of the
+    account, one INSERT of its entries (a charge posts the day's top-up and the use together).
 
-    `companion` is an unsaved row the entries reference (the charge), written with them
-    (ledger.writes: one statement on PostgreSQL).
-
-    The UPDATE is a compare-and-set on the values the caller read: with the row locked it
-    always applies; without the lock (the charge's optimistic path) it takes the row lock
-    itself and applies only if nothing changed since the read (and the status is still
-    `expected_status`, when given), else raises StaleAccount and the caller retries locked.
+    The caller holds the row lock: `transaction.atomic()`, then
+    `Account.objects.select_for_update().get(...)`, then this, with that row. The new counts
+    are computed from it, so the row and its entries' `*_after` columns always agree.
     `daily_free_uses_day` moves the row to that UTC day (the daily top-up).
     """
     if not transaction.get_connection().in_atomic_block:
@@ -151,7 +136,7 @@ def ledger_post_many(
                 free_uses_after=free_uses,
                 daily_free_uses_after=daily,
                 currency=account.currency,
-                charge_id=m.charge_id,
+                charge=m.charge,
                 purchase=m.purchase,
                 actor=actor,
                 reason=m.reason,
@@ -171,16 +156,15 @@ def ledger_post_many(
         changes["daily_free_uses_day"] = daily_free_uses_day
     if gained_paid_credit and not account.has_paid:
         changes["has_paid"] = True
-    # Compare-and-set on the values the new balance was computed from: an account object
-    # that was not locked (or is stale) fails loudly instead of overwriting newer money.
-    expected = {field: getattr(account, field) for field in _GUARDED}
-    if expected_status is not None:
-        expected["status"] = expected_status
-    written = write_movement(account=account, changes=changes, expected=expected, entries=entries, companion=companion)
-    if written is None:
-        raise StaleAccount(f"account {account.pk} changed since it was read: lock it with select_for_update() first")
+    # With the lock held the row still has the values read; without it, they may have moved on.
+    read = {field: getattr(account, field) for field in _READ}
+    if type(account)._default_manager.filter(pk=account.pk, **read).update(**changes) != 1:
+        raise LedgerInvariantError(
+            f"account {account.pk} changed since it was read: lock it with select_for_update() first"
+        )
     for field, value in changes.items():
         setattr(account, field, value)
+    saved = LedgerEntry.objects.bulk_create(entries)
     for m in movements:
         if m.balance_delta_minor > 0 or m.free_uses_delta > 0:
             # Counted once the money is really there: a rolled-back grant counts nothing.
@@ -192,7 +176,7 @@ def ledger_post_many(
                     free_uses=max(m.free_uses_delta, 0),
                 )
             )
-    return written  # type: ignore[return-value]
+    return saved
 
 
 def ledger_record_drift(*, account_id: uuid.UUID | str, actor: str, reason: str) -> LedgerEntry | None:

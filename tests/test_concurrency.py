@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
 
+import psycopg
 import pytest
 from rest_framework.test import APIClient
 
@@ -130,12 +133,30 @@ def test_concurrent_grants_and_charges_never_lose_a_credit(user):
     assert_ledger_matches(account)
 
 
-def test_a_charge_waiting_on_the_lock_while_the_account_is_suspended_is_refused(user):
-    """The charge reads the account unlocked (active); its compare-and-set must notice the suspension."""
-    import threading
-    import time
+def wait_until_blocked_by_this_connection(*, timeout: float = 30) -> None:
+    """Return once another connection waits for a lock this test's connection holds; fail at the deadline.
 
-    from django.db import transaction
+    Polls pg_locks' view of the wait (pg_blocking_pids) from a connection of its own, so the
+    test goes on only when the race it means is really under way, however slow the machine.
+    """
+    from django.db import connection
+
+    holder = connection.connection.info.backend_pid
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as observer:
+        while time.monotonic() < deadline:
+            (waiting,) = observer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [holder]
+            ).fetchone()
+            if waiting:
+                return
+            time.sleep(0.02)
+    pytest.fail(f"no connection waited for this test's lock within {timeout} s")
+
+
+def test_a_charge_waiting_on_the_lock_while_the_account_is_suspended_is_refused(user):
+    """The charge reads the account only once it holds the lock: it sees the suspension."""
+    from django.db import connections, transaction
 
     from accounts.models import AccountStatus
     from accounts.services import account_set_status
@@ -143,15 +164,18 @@ def test_a_charge_waiting_on_the_lock_while_the_account_is_suspended_is_refused(
     account = funded_account(user, uses=5, free_uses=0)
     key = create_api_key()
     result = {}
-    charge = threading.Thread(
-        target=lambda: result.update(
-            response=agent(key).post("/v1/billing/charges", charge_body(user, "during"), format="json")
-        )
-    )
+
+    def charge_in_its_own_connection() -> None:
+        try:
+            result["response"] = agent(key).post("/v1/billing/charges", charge_body(user, "during"), format="json")
+        finally:
+            connections.close_all()
+
+    charge = threading.Thread(target=charge_in_its_own_connection)
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=account.pk)  # the charge's UPDATE waits for this
+        Account.objects.select_for_update().get(pk=account.pk)  # the charge's lock waits for this
         charge.start()
-        time.sleep(1.5)
+        wait_until_blocked_by_this_connection()
         account_set_status(account_id=account.pk, status=AccountStatus.SUSPENDED, reason="abuse", actor="test")
     charge.join(timeout=30)
 

@@ -59,21 +59,42 @@ def test_a_stale_account_object_cannot_overwrite_a_newer_balance(user):
     assert stale.balance_minor == 200
 
 
-def test_a_movement_expecting_another_status_is_refused(user):
-    from accounts.models import AccountStatus
-    from accounts.services import account_set_status
-    from ledger.services import StaleAccount
+def test_a_top_up_and_a_use_post_in_order_with_the_counts_each_left(user):
+    account = funded_account(user, uses=2, free_uses=0)
+    movements = [
+        Movement(kind=EntryKind.DAILY_FREE_USES_GRANTED, daily_free_uses_delta=2, reason="day"),
+        Movement(kind=EntryKind.CHARGE, daily_free_uses_delta=-1, uses_delta=1, reason="use"),
+        Movement(kind=EntryKind.CHARGE, balance_delta_minor=-100, uses_delta=1, reason="use"),
+    ]
 
-    read = funded_account(user, uses=1)
-    account_set_status(account_id=read.pk, status=AccountStatus.SUSPENDED, reason="abuse", actor="test")
-    # `read` still says active; its counts are current (a status change moves none).
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        entries = ledger_post_many(account=locked, actor="test", movements=movements)
 
-    with pytest.raises(StaleAccount), transaction.atomic():
-        ledger_post_many(
-            account=read,
-            actor="test",
-            movements=[Movement(kind=EntryKind.CHARGE, balance_delta_minor=-100, uses_delta=1)],
-            expected_status=AccountStatus.ACTIVE,
-        )
-    read.refresh_from_db()
-    assert read.balance_minor == 100
+    stored = list(LedgerEntry.objects.filter(pk__in=[e.pk for e in entries]).order_by("id"))
+    assert [e.pk for e in entries] == [e.pk for e in stored]
+    assert [(e.kind, e.balance_after_minor, e.daily_free_uses_after) for e in stored] == [
+        ("daily_free_uses_granted", 200, 2),
+        ("charge", 200, 1),
+        ("charge", 100, 1),
+    ]
+    account.refresh_from_db()
+    assert (account.balance_minor, account.daily_free_uses_remaining, account.total_uses) == (100, 1, 2)
+    assert (locked.balance_minor, locked.daily_free_uses_remaining, locked.total_uses) == (100, 1, 2)
+
+
+def test_a_movement_that_fails_midway_writes_nothing(user):
+    account = funded_account(user, uses=1, free_uses=0)
+    movements = [
+        Movement(kind=EntryKind.GRANT, balance_delta_minor=50),
+        Movement(kind=EntryKind.ADJUSTMENT, balance_delta_minor=-200),
+    ]
+    entries_before = LedgerEntry.objects.filter(account=account).count()
+
+    with pytest.raises(LedgerInvariantError), transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        ledger_post_many(account=locked, actor="test", movements=movements)
+
+    account.refresh_from_db()
+    assert account.balance_minor == 100
+    assert LedgerEntry.objects.filter(account=account).count() == entries_before

@@ -22,11 +22,11 @@ class UtcTimestamptzLoader(adapt.Loader):
 
     Django registers its own loader (a Python subclass of psycopg's pure-Python one that
     then swaps the tzinfo for Django's), which makes every timestamp column of every row
-    parse in Python: about 12 us a column, and an account row has two. The connection's
-    TimeZone is UTC (Django sets it; PgBouncer keeps it), so psycopg's C loader already
-    returns datetimes in `datetime.timezone.utc`, the same values; on a connection in
-    another zone it would return the same instant in that zone, never a wrong one.
-    bench/RESULTS.md has the number this buys. `timezone` is what Django's create_cursor
+    parse in Python. The connection's TimeZone is UTC (Django sets it; PgBouncer keeps
+    it), so psycopg's C loader already returns datetimes in `datetime.timezone.utc`, the
+    same values; on a connection in another zone it would return the same instant in
+    that zone, never a wrong one.
+    docs/performance.md has what this buys. `timezone` is what Django's create_cursor
     compares against its own (a mismatch would register Django's loader on the cursor).
     """
 
