@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.daily import daily_free_uses_on, daily_top_up_delta, utc_today
 from accounts.identity import Identity
-from accounts.models import Account
+from accounts.models import Account, AccountStatus
 from accounts.selectors import account_for_identity
 from accounts.services import account_get_or_create, account_remember_last_seen
 from billing_site.errors import (
