@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "usage",
     "backoffice",
     "tools",
+    "stores",
 ]
 
 MIDDLEWARE = [
@@ -281,6 +282,17 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"PurchaseStatusEnum": "purchases.models.PurchaseStatus"},
 }
+
+# --- Google Play (stores app) ---------------------------------------------------------
+# Unset service account: Play verification answers 503 until configured.
+GOOGLE_PLAY_SERVICE_ACCOUNT_FILE = env.str("GOOGLE_PLAY_SERVICE_ACCOUNT_FILE", default="")
+# The API root google-api-python-client takes as api_endpoint (a local fake in tests).
+GOOGLE_PLAY_API_URL = env.str("GOOGLE_PLAY_API_URL", default="https://androidpublisher.googleapis.com/")
+GOOGLE_PLAY_PACKAGE_NAMES = env.list("GOOGLE_PLAY_PACKAGE_NAMES", default=[])
+GOOGLE_PLAY_TIMEOUT_S = env.float("GOOGLE_PLAY_TIMEOUT_S", default=10.0)
+# The Pub/Sub push subscription's OIDC token: its audience and its service account.
+GOOGLE_PLAY_PUBSUB_AUDIENCE = env.str("GOOGLE_PLAY_PUBSUB_AUDIENCE", default="")
+GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT = env.str("GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT", default="")
 
 # --- Stripe (dj-stripe) ---------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

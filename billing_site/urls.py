@@ -59,6 +59,7 @@ api = [
 
 urlpatterns = [
     *api,
+    path("", include("stores.urls")),
     path("v1/tools/", include("tools.urls")),
     path("health", site_views.health, name="health"),
     path("metrics", site_views.metrics_view, name="metrics"),

@@ -11,13 +11,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-from django.db import transaction
-
-from accounts.models import Account, AccountStatus
-from accounts.services import account_set_status
-from billing_site import metrics
+from accounts.models import Account
 from ledger.models import EntryKind, LedgerEntry
+from ledger.reversals import reversal_flag_shortfall, reversal_take
 from ledger.services import ledger_post
 from purchases.models import Purchase, PurchaseStatus, Reversal, ReversalKind
 
@@ -147,7 +143,7 @@ def _give_back(account: Account, purchase: Purchase, row: Reversal, *, target: i
 
 def _take(account: Account, purchase: Purchase, row: Reversal, *, target: int, event_id: str) -> LedgerEntry:
     wanted = target - row.claimed_minor
-    take = min(wanted, account.balance_minor)
+    take = reversal_take(wanted=wanted, available=account.balance_minor).taken
     row.debited_minor += take
     row.shortfall_minor += wanted - take
     row.claimed_minor = target
@@ -203,26 +199,12 @@ def _post(
 
 
 def chargeback_shortfall(*, account: Account, purchase: Purchase, settlement: Settlement, event_id: str) -> None:
-    """A chargeback found the credit already spent: the fraud signal (log, metric, optional suspension)."""
-    shortfall = settlement.chargeback_shortfall_minor
-
-    def signal() -> None:  # after commit: a delivery that rolls back (and is retried) says nothing
-        logger.warning(
-            "chargeback left a shortfall: the credit was already spent",
-            extra={
-                "account_id": str(account.pk),
-                "purchase_id": str(purchase.pk),
-                "shortfall_minor": shortfall,
-                "stripe_event": event_id,
-            },
-        )
-        metrics.observe_chargeback_shortfall(amount_minor=shortfall)
-
-    transaction.on_commit(signal)
-    if settings.BILLING_SUSPEND_ON_CHARGEBACK_SHORTFALL and account.status == AccountStatus.ACTIVE:
-        account_set_status(
-            account_id=account.pk,
-            status=AccountStatus.SUSPENDED,
-            reason=f"Chargeback left a shortfall of {shortfall} (purchase {purchase.pk})",
-            actor=f"stripe:{event_id}",
-        )
+    """A chargeback found the credit already spent: the fraud signal (ledger.reversals)."""
+    reversal_flag_shortfall(
+        account=account,
+        shortfall_minor=settlement.chargeback_shortfall_minor,
+        what="Chargeback",
+        subject=f"purchase {purchase.pk}",
+        actor=f"stripe:{event_id}",
+        log_fields={"purchase_id": str(purchase.pk), "stripe_event": event_id},
+    )

@@ -62,6 +62,9 @@ class ToolAllowance(models.Model):
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="tool_allowances")
     product = models.ForeignKey(ToolProduct, on_delete=models.PROTECT, related_name="allowances")
     free_remaining = models.IntegerField(default=0)
+    # Uses bought in store packs: spent after the free allowance, before the paid balance,
+    # never capped nor topped up.
+    purchased_remaining = models.IntegerField(default=0)
     # The UTC day of the initial grant or of the last daily top-up: a top-up happens at the
     # first use on a later day, once (the check runs on the locked row).
     topped_up_on = models.DateField()
@@ -74,6 +77,9 @@ class ToolAllowance(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "product"], name="toolallowance_unique_account_product"),
             models.CheckConstraint(condition=models.Q(free_remaining__gte=0), name="toolallowance_free_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(purchased_remaining__gte=0), name="toolallowance_purchased_gte_0"
+            ),
             models.CheckConstraint(condition=models.Q(total_uses__gte=0), name="toolallowance_uses_gte_0"),
         ]
         permissions = [("grant_tool_allowance", "Can grant free tool uses")]
@@ -90,8 +96,10 @@ class ToolCharge(models.Model):
     product = models.ForeignKey(ToolProduct, on_delete=models.PROTECT, related_name="charges")
     idempotency_key = models.CharField(max_length=255)
     used_free = models.BooleanField()
+    used_purchased = models.BooleanField(default=False, help_text="Paid by a use bought in a store pack.")
     cost_minor = models.BigIntegerField(help_text="Taken from the paid balance (0 for a free use).")
     free_remaining_after = models.IntegerField()
+    purchased_remaining_after = models.IntegerField(default=0)
     paid_credits_after = models.BigIntegerField()
     total_uses_after = models.IntegerField()
     ledger_entry = models.OneToOneField("ledger.LedgerEntry", on_delete=models.PROTECT, related_name="tool_charge")
@@ -115,4 +123,4 @@ class ToolCharge(models.Model):
 
     @property
     def has_credit(self) -> bool:
-        return self.free_remaining_after + self.paid_credits_after > 0
+        return self.free_remaining_after + self.purchased_remaining_after + self.paid_credits_after > 0

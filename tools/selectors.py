@@ -22,7 +22,8 @@ from tools.models import ToolAllowance, ToolCharge, ToolProduct
 class ToolBalance:
     """paid_credits: uses of this tool the paid balance buys (balance ÷ price_minor);
     main_pool_credits: the account's credits_remaining (balance ÷ one use's price), the
-    pool both tools and interactions draw on. total_available = free + paid_credits."""
+    pool both tools and interactions draw on; purchased_remaining: uses bought in store
+    packs. total_available = free + purchased + paid_credits."""
 
     product_type: str
     free_remaining: int
@@ -30,10 +31,11 @@ class ToolBalance:
     main_pool_credits: int
     price_minor: int
     total_uses: int
+    purchased_remaining: int = 0
 
     @property
     def total_available(self) -> int:
-        return self.free_remaining + self.paid_credits
+        return self.free_remaining + self.purchased_remaining + self.paid_credits
 
     @property
     def has_credit(self) -> bool:
@@ -79,6 +81,7 @@ def _balance(*, account: Account | None, product: ToolProduct, allowance: ToolAl
         main_pool_credits=account.credits_remaining if account is not None else 0,
         price_minor=price,
         total_uses=total_uses,
+        purchased_remaining=allowance.purchased_remaining if allowance is not None else 0,
     )
 
 

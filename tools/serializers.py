@@ -57,7 +57,8 @@ class ToolCheckOut(serializers.Serializer):
     main_pool_credits = serializers.IntegerField(
         help_text="The account's credits_remaining: interactions the paid balance buys (balance ÷ one use's price)."
     )
-    total_available = serializers.IntegerField(help_text="free_remaining + paid_credits.")
+    purchased_remaining = serializers.IntegerField(help_text="Uses bought in store packs (spent after the free ones).")
+    total_available = serializers.IntegerField(help_text="free_remaining + purchased_remaining + paid_credits.")
 
 
 class ToolBalanceOut(serializers.Serializer):
@@ -65,6 +66,7 @@ class ToolBalanceOut(serializers.Serializer):
     free_remaining = serializers.IntegerField()
     paid_credits = serializers.IntegerField()
     main_pool_credits = serializers.IntegerField()
+    purchased_remaining = serializers.IntegerField(help_text="Uses bought in store packs.")
     total_available = serializers.IntegerField()
     price_minor = serializers.IntegerField(help_text="Credit minor units per paid use.")
     total_uses = serializers.IntegerField()
@@ -96,6 +98,7 @@ def tool_check_out(balance: ToolBalance) -> dict[str, Any]:
         "free_remaining": balance.free_remaining,
         "paid_credits": balance.paid_credits,
         "main_pool_credits": balance.main_pool_credits,
+        "purchased_remaining": balance.purchased_remaining,
         "total_available": balance.total_available,
     }
 
@@ -106,6 +109,7 @@ def tool_balance_out(balance: ToolBalance) -> dict[str, Any]:
         "free_remaining": balance.free_remaining,
         "paid_credits": balance.paid_credits,
         "main_pool_credits": balance.main_pool_credits,
+        "purchased_remaining": balance.purchased_remaining,
         "total_available": balance.total_available,
         "price_minor": balance.price_minor,
         "total_uses": balance.total_uses,

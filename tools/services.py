@@ -1,9 +1,11 @@
-"""Tool uses and tool grants: free allowance first, then the account's paid balance.
+"""Tool uses and tool grants: free allowance first, then uses bought in store packs, then
+the account's paid balance.
 
 Lock order, everywhere: the account row (accounts.services.lock_account), then the
 allowance row. Every change of an allowance is a ledger entry whose `details` carry the
-product, the allowance's delta (`free_delta`) and what it left (`free_after`), which is
-what `reconcile` sums; a paid use also moves the balance through ledger_post.
+product, the allowance's deltas (`free_delta`, `purchased_delta`) and what they left
+(`free_after`, `purchased_after`), which is what `reconcile` sums; a paid use also moves
+the balance through ledger_post.
 """
 
 from __future__ import annotations
@@ -132,8 +134,11 @@ def tool_charge_create(
                 )
             allowance = _lock_allowance(account=account, product=product, actor=actor)
             price = product.effective_price_minor
+            used_purchased = False
             if allowance.free_remaining > 0:
                 used_free, cost = True, 0
+            elif allowance.purchased_remaining > 0:
+                used_free, used_purchased, cost = False, True, 0
             elif account.balance_minor >= price:
                 used_free, cost = False, price
             else:
@@ -147,14 +152,17 @@ def tool_charge_create(
             if allowance.total_uses >= MAX_COUNT:
                 raise InvalidOperation("This allowance has reached the largest use count it can hold.")
             allowance.free_remaining -= 1 if used_free else 0
+            allowance.purchased_remaining -= 1 if used_purchased else 0
             allowance.total_uses += 1
             charge = ToolCharge(
                 account=account,
                 product=product,
                 idempotency_key=idempotency_key,
                 used_free=used_free,
+                used_purchased=used_purchased,
                 cost_minor=cost,
                 free_remaining_after=allowance.free_remaining,
+                purchased_remaining_after=allowance.purchased_remaining,
                 paid_credits_after=paid_uses(balance_minor=account.balance_minor - cost, product=product),
                 total_uses_after=allowance.total_uses,
                 actor=actor,
@@ -170,12 +178,16 @@ def tool_charge_create(
                     "used_free": used_free,
                     "free_delta": -1 if used_free else 0,
                     "free_after": allowance.free_remaining,
+                    "purchased_delta": -1 if used_purchased else 0,
+                    "purchased_after": allowance.purchased_remaining,
                     "cost_minor": cost,
                     "tool_charge_id": str(charge.id),
                     "idempotency_key": idempotency_key,
                 },
             )
-            allowance.save(update_fields=["free_remaining", "total_uses", "topped_up_on", "updated_at"])
+            allowance.save(
+                update_fields=["free_remaining", "purchased_remaining", "total_uses", "topped_up_on", "updated_at"]
+            )
             charge.save(force_insert=True)
     except IntegrityError:
         # Another request with this key committed first (the unique constraint's last word).
@@ -188,7 +200,7 @@ def tool_charge_create(
         "tool charge created",
         extra={
             "event": "tool_charge",
-            "outcome": "free" if used_free else "paid",
+            "outcome": "free" if used_free else "purchased" if used_purchased else "paid",
             "account_id": str(account.pk),
             "product": product_type,
             "tool_charge_id": str(charge.pk),
@@ -238,3 +250,67 @@ def tool_allowance_grant(
         extra={"account_id": str(account.pk), "product": product.product_type, "free_uses": free_uses, "actor": actor},
     )
     return entry, True
+
+
+def tool_purchased_uses_add(
+    *, account: Account, product: ToolProduct, uses: int, actor: str, reason: str, details: dict[str, object]
+) -> tuple[LedgerEntry, ToolAllowance]:
+    """Add uses bought in a store pack to the account's allowance of the tool (never capped).
+
+    The caller holds the account row lock in its transaction (the store purchase's credit
+    transaction), so the pack and the purchase row commit or roll back together.
+    """
+    if uses <= 0:
+        raise InvalidOperation("A tool pack must add at least one use.")
+    allowance = _lock_allowance(account=account, product=product, actor=actor)
+    if allowance.purchased_remaining + uses > MAX_COUNT:
+        raise InvalidOperation("This would take the tool's purchased uses past the largest count it can hold.")
+    allowance.purchased_remaining += uses
+    entry = ledger_post(
+        account=account,
+        kind=EntryKind.TOOL_GRANT,
+        actor=actor,
+        reason=reason,
+        details={
+            **details,
+            "product": product.product_type,
+            "source": "store",
+            "free_delta": 0,
+            "free_after": allowance.free_remaining,
+            "purchased_delta": uses,
+            "purchased_after": allowance.purchased_remaining,
+        },
+    )
+    allowance.save(update_fields=["purchased_remaining", "topped_up_on", "updated_at"])
+    return entry, allowance
+
+
+def tool_purchased_uses_take_back(
+    *, account: Account, product: ToolProduct, uses: int, actor: str, reason: str, details: dict[str, object]
+) -> tuple[LedgerEntry, int]:
+    """Take back uses of a refunded tool pack, capped by the purchased uses left.
+
+    Returns (entry, uses taken); the caller records the rest as the shortfall (uses already
+    spent). The caller holds the account row lock.
+    """
+    allowance = _lock_allowance(account=account, product=product, actor=actor)
+    taken = min(uses, allowance.purchased_remaining)
+    allowance.purchased_remaining -= taken
+    entry = ledger_post(
+        account=account,
+        kind=EntryKind.TOOL_GRANT,
+        actor=actor,
+        reason=reason,
+        details={
+            **details,
+            "product": product.product_type,
+            "source": "store_reversal",
+            "free_delta": 0,
+            "free_after": allowance.free_remaining,
+            "purchased_delta": -taken,
+            "purchased_after": allowance.purchased_remaining,
+            "shortfall_uses": uses - taken,
+        },
+    )
+    allowance.save(update_fields=["purchased_remaining", "topped_up_on", "updated_at"])
+    return entry, taken

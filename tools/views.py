@@ -27,6 +27,7 @@ CHECK_EXAMPLE = {
     "free_remaining": 7,
     "paid_credits": 15,
     "main_pool_credits": 15,
+    "purchased_remaining": 0,
     "total_available": 22,
 }
 BALANCE_EXAMPLE = {
@@ -34,6 +35,7 @@ BALANCE_EXAMPLE = {
     "free_remaining": 7,
     "paid_credits": 15,
     "main_pool_credits": 15,
+    "purchased_remaining": 0,
     "total_available": 22,
     "price_minor": 100,
     "total_uses": 6,

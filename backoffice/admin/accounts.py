@@ -21,6 +21,7 @@ from charges.models import Charge
 from ledger.models import LedgerEntry
 from purchases.admin_filters import ChargebackShortfallFilter
 from purchases.models import Purchase
+from stores.admin import StorePurchaseInline
 
 LEDGER_PAGE_SIZE = 25
 RELATED_ROWS = 20
@@ -121,6 +122,7 @@ class AccountAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     actions = [_bulk_action(account_action) for account_action in ACCOUNT_ACTIONS.values()]
+    inlines = [StorePurchaseInline]
 
     # Balances, free uses and status change only through the actions, never the form.
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,0 +1,79 @@
+"""Refusals of store purchase verification (mapped to HTTP by billing_site.exceptions).
+
+The 400 codes are the ones the clients and DESIGN name: purchase_pending,
+purchase_cancelled, purchase_not_found, purchase_voided.
+"""
+
+from __future__ import annotations
+
+from billing_site.errors import BillingError
+
+
+class PurchasePending(BillingError):
+    status_code = 400
+    code = "purchase_pending"
+
+    def __init__(self) -> None:
+        super().__init__("The purchase is pending: it is credited once the payment completes.")
+
+
+class PurchaseCancelled(BillingError):
+    status_code = 400
+    code = "purchase_cancelled"
+
+    def __init__(self) -> None:
+        super().__init__("The purchase was cancelled.")
+
+
+class PurchaseNotFound(BillingError):
+    status_code = 400
+    code = "purchase_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("The store does not know this purchase token (unknown or expired).")
+
+
+class PurchaseVoided(BillingError):
+    status_code = 400
+    code = "purchase_voided"
+
+    def __init__(self) -> None:
+        super().__init__("The purchase was refunded or voided: it is not credited.")
+
+
+class PurchaseOfAnotherAccount(BillingError):
+    status_code = 409
+    code = "purchase_of_another_account"
+
+    def __init__(self) -> None:
+        super().__init__("This purchase was already credited to another account.")
+
+
+class ToolPurchaseAlreadyProcessed(BillingError):
+    """The tool pack route answers a replay with 409 (the clients expect it)."""
+
+    status_code = 409
+    code = "already_processed"
+
+    def __init__(self) -> None:
+        super().__init__("Purchase already processed")
+
+
+class _Invalid(BillingError):
+    """422 naming the field, like any validation error."""
+
+    status_code = 422
+    code = "validation_error"
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}", extra={"errors": {field: [message]}})
+
+
+class UnknownPackage(_Invalid):
+    def __init__(self, package_name: str):
+        super().__init__("package_name", f"Not a package this service sells for: {package_name}")
+
+
+class UnknownStoreProduct(_Invalid):
+    def __init__(self, product_id: str):
+        super().__init__("product_id", f"Not a store product of this kind: {product_id}")

@@ -1,0 +1,72 @@
+"""Input and output shapes of the store routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.serializers import ShallowFieldsMixin
+from billing_site.fields import TextField, identifier, optional_identifier
+
+
+class GooglePlayVerifyIn(ShallowFieldsMixin, serializers.Serializer):
+    """The agent's body. With a user token the identity comes from the token and the body's
+    identity fields are ignored; with an API key they are required."""
+
+    oauth_provider = optional_identifier(help_text='Required with an API key, e.g. "oauth:google".')
+    external_id = optional_identifier(help_text="Required with an API key: the user's OAuth id.")
+    tenant_id = optional_identifier(help_text="Tenant (B2B), with an API key.")
+    email = TextField(max_length=254, required=False, allow_null=True, allow_blank=True, help_text="Recorded only.")
+    display_name = TextField(max_length=255, required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+    purchase_token = TextField(max_length=4096, help_text="The purchase token from Google Play Billing.")
+    product_id = identifier(help_text='The Play product id, e.g. "credits_100".')
+    package_name = identifier(help_text='The app\'s package, e.g. "ai.ciris.mobile".')
+
+
+class GooglePlayVerifyOut(serializers.Serializer):
+    success = serializers.BooleanField()
+    credits_added = serializers.IntegerField(help_text="Uses the purchase added (the original's on a replay).")
+    new_balance = serializers.IntegerField(help_text="The account's credits_remaining (uses) now.")
+    already_processed = serializers.BooleanField(help_text="True on a replay of a token already credited.")
+    order_id = serializers.CharField(help_text="Google's order id (GPA.…).")
+    account_id = serializers.UUIDField()
+
+
+class ToolPurchaseVerifyIn(ShallowFieldsMixin, serializers.Serializer):
+    product_id = identifier(help_text='The Play product id of the pack, e.g. "web_search_10".')
+    purchase_token = TextField(max_length=4096, help_text="The purchase token from Google Play Billing.")
+    tool_name = identifier(help_text='The tool the pack is for, e.g. "web_search".')
+
+
+class ToolPurchaseVerifyOut(serializers.Serializer):
+    success = serializers.BooleanField()
+    product_type = serializers.CharField(help_text="The tool.")
+    credits_added = serializers.IntegerField(help_text="Uses of the tool the pack added.")
+    new_balance = serializers.IntegerField(help_text="The tool's total_available now.")
+    message = serializers.CharField()
+
+
+class PubSubMessageIn(serializers.Serializer):
+    data = serializers.CharField(required=False, allow_blank=True, max_length=65536)
+    messageId = serializers.CharField(max_length=255)
+    message_id = serializers.CharField(required=False, max_length=255)
+    publishTime = serializers.CharField(required=False, max_length=64)
+
+
+class PubSubPushIn(serializers.Serializer):
+    """A Pub/Sub push: `message.data` is the base64 DeveloperNotification."""
+
+    message = PubSubMessageIn()
+    subscription = serializers.CharField(required=False, max_length=512)
+
+
+def google_play_verify_out(*, purchase: Any, account: Any, already_processed: bool) -> dict[str, Any]:
+    return {
+        "success": True,
+        "credits_added": purchase.uses_credited,
+        "new_balance": account.credits_remaining,
+        "already_processed": already_processed,
+        "order_id": purchase.order_id,
+        "account_id": str(account.pk),
+    }

@@ -1,0 +1,135 @@
+"""Google Play Real-time developer notifications, as Pub/Sub pushes them.
+
+A push is trusted only with its OIDC token: RS256, signed by one of Google's keys
+(GOOGLE_OAUTH_JWKS_URL, through PyJWT's cached JWKS client), issued by Google, for our
+audience (GOOGLE_PLAY_PUBSUB_AUDIENCE), by our push service account
+(GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT, a verified email). Pub/Sub delivers at least once: a
+message id already handled is answered without doing anything again, and the void itself
+is idempotent on the purchase token anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from rest_framework import exceptions, serializers
+
+from billing_site.errors import BillingError, ServiceUnavailable
+from stores.models import Store, StoreNotification
+from stores.services import google_play_void
+
+logger = logging.getLogger(__name__)
+
+GOOGLE_ISSUERS = ["https://accounts.google.com", "accounts.google.com"]
+
+
+class BadNotification(BillingError):
+    status_code = 400
+    code = "invalid_notification"
+
+
+class NotificationOut(serializers.Serializer):
+    received = serializers.BooleanField()
+    outcome = serializers.CharField(help_text="reversed, before_credit, duplicate, ignored, test.")
+
+
+_clients: dict[str, jwt.PyJWKClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    """One cached key-set client per URL (keys refetched on an unknown kid, not per push)."""
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = _clients[url] = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=3600, timeout=10)
+        return client
+
+
+def _unauthorized(detail: str) -> exceptions.AuthenticationFailed:
+    return exceptions.AuthenticationFailed(detail, code="invalid_token")
+
+
+def verify_push_token(authorization: str) -> dict[str, Any]:
+    """The push's verified OIDC claims; 401 for any bad token, 503 when Google's keys are unreachable."""
+    audience = settings.GOOGLE_PLAY_PUBSUB_AUDIENCE
+    email = settings.GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT
+    if not audience or not email:
+        raise ServiceUnavailable("Google Play notifications are not configured on this server.", retry_after=300)
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or token.count(".") != 2:
+        raise _unauthorized("A Pub/Sub OIDC token is required (Authorization: Bearer).")
+    try:
+        key = _jwks_client(settings.GOOGLE_OAUTH_JWKS_URL).get_signing_key_from_jwt(token.strip())
+    except jwt.PyJWKClientConnectionError:
+        raise ServiceUnavailable("Google's signing keys cannot be fetched; try again later.") from None
+    except (jwt.PyJWKClientError, jwt.PyJWTError):
+        raise _unauthorized("The push token is not signed by Google.") from None
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            key.key,
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=GOOGLE_ISSUERS,
+            leeway=60,
+            options={"require": ["exp", "iat", "iss", "aud", "email"]},
+        )
+    except jwt.PyJWTError:
+        raise _unauthorized("The push token is invalid or expired.") from None
+    if claims.get("email") != email or claims.get("email_verified") is False:
+        raise _unauthorized("The push token is not from the configured push service account.")
+    return claims
+
+
+def _developer_notification(data: str) -> dict[str, Any]:
+    try:
+        decoded = json.loads(base64.b64decode(data, validate=False))
+    except (binascii.Error, ValueError):
+        raise BadNotification("message.data is not base64 JSON.") from None
+    if not isinstance(decoded, dict):
+        raise BadNotification("message.data is not a DeveloperNotification.")
+    return decoded
+
+
+def handle_notification(*, message_id: str, data: str) -> str:
+    """Handle one DeveloperNotification once; returns what became of it."""
+    if StoreNotification.objects.filter(store=Store.GOOGLE_PLAY, message_id=message_id).exists():
+        return "duplicate"
+    notification = _developer_notification(data)
+    voided = notification.get("voidedPurchaseNotification")
+    token = ""
+    if "testNotification" in notification:
+        kind, outcome = "test", "test"
+    elif isinstance(voided, dict):
+        kind = "voided_purchase"
+        token = voided.get("purchaseToken")
+        if not isinstance(token, str) or not token or len(token) > 4096:
+            raise BadNotification("voidedPurchaseNotification without a purchaseToken.")
+        order_id = voided.get("orderId")
+        _, outcome = google_play_void(
+            purchase_token=token,
+            order_id=order_id if isinstance(order_id, str) else "",
+            source=f"rtdn:{message_id}",
+        )
+    else:
+        # Purchases are credited when the app verifies them; subscriptions are not sold.
+        kind = next((k for k in notification if k.endswith("Notification")), "unknown")[:64]
+        outcome = "ignored"
+    try:
+        with transaction.atomic():
+            StoreNotification.objects.create(
+                store=Store.GOOGLE_PLAY, message_id=message_id, kind=kind, purchase_token=token, outcome=outcome
+            )
+    except IntegrityError:
+        outcome = "duplicate"  # a parallel delivery of the same message recorded it first
+    logger.info("google play notification", extra={"message_id": message_id, "notification": kind, "outcome": outcome})
+    return outcome
