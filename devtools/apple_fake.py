@@ -367,7 +367,8 @@ def main() -> None:
     print("Apple fake on", fake.url, "- configure the service with:")
     for name, value in settings.items():
         print(f"  export {name}={value}")
-    print("  export APPLE_STOREKIT_ENVIRONMENT=Production APPLE_OAUTH_CLIENT_IDS=ai.ciris.mobile")
+    print("  export APPLE_STOREKIT_ENVIRONMENT=Production APPLE_STOREKIT_ONLINE_CHECKS=0")
+    print(f"  export APPLE_OAUTH_CLIENT_IDS={args.bundle_id}")
     transaction_id = "2000000000000001"
     fake.add_transaction(transaction_id, "ai.ciris.mobile.credits_100_v1")
     print(f"A purchase Apple knows of: transaction_id {transaction_id} (credits_100_v1)")
