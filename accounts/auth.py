@@ -1,24 +1,25 @@
-"""API-key authentication and scope permissions.
+"""Who is calling: an agent's API key, or a signed-in user's Google or Apple ID token.
 
-djangorestframework-api-key provides the key model, generation and SHA-512 hashing; its
-`HasAPIKey` is a permission that looks the key up on every check. We need the key's scopes
-and tenant on `request.auth` and must not hit the database per request (it is on the hot
-path of every check and charge), so this authentication class verifies the key once
-against a cached copy of its row. Saving or deleting a key drops the cached copies and
-stamps the key as changed (`key_changed`, after the commit): see `_load_shared_key_record`
-for why a dropped copy alone is not enough.
+API keys: djangorestframework-api-key provides the key model, generation and SHA-512
+hashing; its `HasAPIKey` is a permission that looks the key up on every check. We need the
+key's scopes and tenant on `request.auth` and must not hit the database per request (it is
+on the hot path of every check and charge), so the key is verified against a copy of its
+row in the shared cache. Saving or deleting a key drops that copy and stamps the key as
+changed (`key_changed`, after the commit): see `_load_shared_key_record` for why a dropped
+copy alone is not enough.
+
+User tokens (the CIRIS agent on phones and desktops, which has no API key): a Bearer value
+with two dots is an ID token, verified by accounts.id_tokens after the revocation check. It
+acts as that user only, and only on the views that declare `user_tokens_allowed`.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, NoReturn, cast
 
 from django.conf import settings
@@ -28,7 +29,10 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 from rest_framework_api_key.crypto import split
 
+from accounts import id_tokens
 from accounts.models import SCOPE_RANK, ApiKey, Scope
+from accounts.revocation import is_revoked
+from billing_site.errors import ServiceUnavailable
 from billing_site.ratelimit import record_auth_failure
 
 _MISSING = "missing"
@@ -80,10 +84,38 @@ class ApiPrincipal:
         return any(_RANK.get(s, 0) >= rank for s in self.scopes)
 
 
-def principal(request: Request) -> ApiPrincipal:
+@dataclass(frozen=True)
+class UserPrincipal:
+    """A signed-in end user (a verified Google or Apple ID token): acts on its own account only.
+
+    It carries no scopes: HasApiScope lets it through only on views that declare
+    `user_tokens_allowed`, and accounts.identity puts its identity in place of any the
+    request names. Its account has no tenant.
+    """
+
+    provider: str
+    sub: str
+    email: str = ""
+    tenant_id: str = ""
+    is_authenticated: bool = True
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.provider}:{self.sub}"[:255]
+
+    @property
+    def pk(self) -> str:
+        # DRF's throttles identify an authenticated user by pk.
+        return self.actor
+
+
+Principal = ApiPrincipal | UserPrincipal
+
+
+def principal(request: Request) -> Principal:
     """The caller of an API view: what authentication set as `request.auth` (DRF types it as a
-    Token; every API view runs behind ApiKeyAuthentication, which sets an ApiPrincipal)."""
-    return cast(ApiPrincipal, request.auth)
+    Token; every API view runs behind ApiKeyAuthentication, which sets one of these)."""
+    return cast(Principal, request.auth)
 
 
 # With API_KEYS_REQUIRED off, a caller without a key may check and charge, never grant:
@@ -91,55 +123,8 @@ def principal(request: Request) -> ApiPrincipal:
 OPEN_ACCESS = ApiPrincipal(prefix="none", name="auth disabled", scopes=frozenset({Scope.READ, Scope.WRITE}))
 
 
-# A process-local copy in front of the shared cache: with REDIS_URL the shared cache is a
-# network round trip, and every request verifies a key. A change of the key drops this
-# process's copy at once; other processes notice within API_KEY_LOCAL_CACHE_SECONDS
-# (default 5 s). A bounded LRU: a flood of made-up prefixes cannot grow it, and evicts the
-# least recently used entries, not the keys in use.
-_local_keys: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
-_LOCAL_KEYS_MAX = 1024
-_local_lock = threading.Lock()
-# Counts the changes this process has seen: a load that began before one of them may have
-# read the old row, and must not leave it here after the change dropped the copy.
-_local_generation = 0
-
-
-def forget_local_key(prefix: str) -> None:
-    global _local_generation
-    with _local_lock:
-        _local_keys.pop(prefix, None)
-        _local_generation += 1
-
-
-def _local_key_record(prefix: str, now: float) -> dict[str, Any] | None:
-    """This process's unexpired copy of the key's record (or of its absence), if any."""
-    with _local_lock:
-        local = _local_keys.get(prefix)
-        if local is None or local[0] <= now:
-            return None
-        _local_keys.move_to_end(prefix)
-        return local[1]
-
-
-def _remember_local(prefix: str, record: dict[str, Any], expires: float, generation: int | None = None) -> None:
-    with _local_lock:
-        if generation is not None and generation != _local_generation:
-            return  # a change came while this record was loaded: it may be the old row
-        _local_keys[prefix] = (expires, record)
-        _local_keys.move_to_end(prefix)
-        while len(_local_keys) > _LOCAL_KEYS_MAX:
-            _local_keys.popitem(last=False)
-
-
 def _load_key_record(prefix: str) -> dict[str, Any] | None:
-    ttl = settings.API_KEY_LOCAL_CACHE_SECONDS
-    now = time.monotonic()
-    record = _local_key_record(prefix, now) if ttl > 0 else None
-    if record is None:
-        generation = _local_generation
-        record = _load_shared_key_record(prefix)
-        if ttl > 0:
-            _remember_local(prefix, record, now + ttl, generation)
+    record = _load_shared_key_record(prefix)
     return None if record.get(_MISSING) else record
 
 
@@ -179,24 +164,15 @@ def _load_shared_key_record(prefix: str) -> dict[str, Any]:
 
 
 def key_changed(prefix: str) -> None:
-    """After a key's change committed: new stamp, cached copies dropped (this process at once)."""
+    """After a key's change committed: a new stamp, and the cached copy dropped."""
     cache.set(api_key_stamp_key(prefix), uuid.uuid4().hex, settings.API_KEY_CACHE_SECONDS + CHANGE_STAMP_MARGIN_SECONDS)
     cache.delete(api_key_cache_key(prefix))
-    forget_local_key(prefix)
-
-
-@lru_cache(maxsize=_LOCAL_KEYS_MAX)
-def _hashes_to(key: str, hashed_key: str) -> bool:
-    """Whether `key` hashes (SHA-512) to `hashed_key`: a pure function, so remembered for the
-    pairs last asked (verifying cost every request 27k instructions, 11 us; a remembered
-    answer is a dict lookup). Revocation and expiry are the row's, checked on every request."""
-    return bool(ApiKey.objects.key_generator.verify(key, hashed_key))
 
 
 def _verify(key: str, hashed_key: str) -> bool:
     generator = ApiKey.objects.key_generator
     if generator.using_preferred_hasher(hashed_key):
-        return _hashes_to(key, hashed_key)
+        return bool(generator.verify(key, hashed_key))
     # Keys hashed by an old release use a slow password hasher; the model upgrades them.
     api_key = ApiKey.objects.filter(hashed_key=hashed_key).first()
     return bool(api_key and api_key.is_valid(key))
@@ -206,11 +182,23 @@ def extract_key(request: Request) -> str | None:
     key = request.META.get("HTTP_X_API_KEY")
     if key:
         return key.strip()
+    return bearer_value(request)
+
+
+def bearer_value(request: Request) -> str | None:
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
+
+
+def _id_token(request: Request) -> str | None:
+    """The ID token a request carries (no X-API-Key, and a Bearer value with two dots)."""
+    if request.META.get("HTTP_X_API_KEY"):
+        return None
+    value = bearer_value(request)
+    return value if value is not None and id_tokens.looks_like_id_token(value) else None
 
 
 def _failed(request: Request, detail: str, code: str) -> NoReturn:
@@ -225,18 +213,37 @@ def _failed(request: Request, detail: str, code: str) -> NoReturn:
     raise exceptions.AuthenticationFailed(detail, code=code)
 
 
-@lru_cache(maxsize=_LOCAL_KEYS_MAX)
-def _principal(prefix: str, name: str, permissions: str, tenant_id: str) -> ApiPrincipal:
-    """The caller a key row's values describe; frozen, so one serves every request with them
-    (making it, scopes parsed, was 4 us of every request's CPU; looked up: 0.3 us)."""
-    scopes = frozenset(p.strip() for p in permissions.split(",") if p.strip())
-    return ApiPrincipal(prefix=prefix, name=name, scopes=scopes, tenant_id=tenant_id)
+def _user_from_token(request: Request, token: str) -> UserPrincipal:
+    """The user an ID token names; 401 for any token we refuse, 503 if its keys are out of reach.
+
+    Revocation is asked first, before the token is verified or anything about it reused.
+    An expired token is not counted as a failed attempt: the agent then refreshes it.
+    """
+    try:
+        if is_revoked(id_tokens.token_sha256(token)):
+            raise id_tokens.RevokedIdToken("The token has been revoked.")
+        verified = id_tokens.verify_id_token(token)
+    except id_tokens.ExpiredIdToken as exc:
+        raise exceptions.AuthenticationFailed(str(exc), code=exc.code) from exc
+    except id_tokens.InvalidIdToken as exc:
+        _failed(request, str(exc), exc.code)
+    except id_tokens.KeySetUnavailable as exc:
+        raise ServiceUnavailable(
+            f"{exc} Sign-in cannot be checked right now; retry later.",
+            retry_after=id_tokens.JWKS_RETRY_AFTER_SECONDS,
+        ) from exc
+    return UserPrincipal(provider=verified.provider, sub=verified.sub, email=verified.email)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Authenticates `X-API-Key: <key>` or `Authorization: Bearer <key>`."""
+    """Authenticates `X-API-Key: <key>`, `Authorization: Bearer <key>` or a user's
+    `Authorization: Bearer <ID token>`."""
 
-    def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiPrincipal] | None:
+    def authenticate(self, request: Request) -> tuple[Principal, Principal] | None:
+        token = _id_token(request)
+        if token is not None:
+            user = _user_from_token(request, token)
+            return user, user
         key = extract_key(request)
         if key is None:
             if not settings.API_KEYS_REQUIRED:
@@ -251,21 +258,35 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         expiry: datetime | None = record["expiry_date"]
         if expiry is not None and expiry < timezone.now():
             _failed(request, "API key expired.", "api_key_expired")
-        principal = _principal(prefix, record["name"], record["permissions"], record["tenant_id"])
+        scopes = frozenset(p.strip() for p in record["permissions"].split(",") if p.strip())
+        principal = ApiPrincipal(prefix=prefix, name=record["name"], scopes=scopes, tenant_id=record["tenant_id"])
         return principal, principal
 
     def authenticate_header(self, request: Request) -> str:
-        # Returning a challenge makes DRF answer 401 (not 403) for a missing or bad key.
+        # Returning a challenge makes DRF answer 401 (not 403) for a missing or bad key. A
+        # refused ID token gets RFC 6750's challenge: the agent refreshes its token on it.
+        if _id_token(request) is not None:
+            return 'Bearer realm="ciris-billing", error="invalid_token"'
         return 'Bearer realm="ciris-billing", X-API-Key'
 
 
 class HasApiScope(permissions.BasePermission):
-    """Requires `view.required_scope` (read, write or admin) on the caller's key."""
+    """Requires `view.required_scope` (read, write or admin) on the caller's key; a user token
+    passes only where the view sets `user_tokens_allowed` (its own credit, tools, history,
+    purchases), never to charge, grant, post usage or read accounts by id."""
 
     message = "This API key lacks the permission for this operation."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         principal = request.auth
+        if isinstance(principal, UserPrincipal):
+            if getattr(view, "user_tokens_allowed", False):
+                return True
+            raise exceptions.PermissionDenied(
+                "A user token may not do this: it may check its own credit and tools, read its own "
+                "transactions and make or verify its own purchases.",
+                code="user_token_forbidden",
+            )
         if not isinstance(principal, ApiPrincipal):
             raise exceptions.NotAuthenticated("An API key is required (X-API-Key or Authorization: Bearer).")
         required = getattr(view, "required_scope", Scope.ADMIN)

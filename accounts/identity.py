@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
 
+from accounts.auth import UserPrincipal
 from billing_site.errors import TenantForbidden
 
 if TYPE_CHECKING:
@@ -58,3 +60,27 @@ def identity_from(data: dict[str, Any], *, key_tenant_id: str) -> Identity:
         wa_id=data.get("wa_id") or "",
         email=data.get("customer_email") or "",
     )
+
+
+def identity_input(data: Any, *, caller: object) -> Any:
+    """The request's input (body or query string), with a user token's own identity in it.
+
+    The one rule for user tokens: the identity comes from the token, never the request.
+    Whatever identity the input names is replaced (so a client may also leave it out), with
+    no tenant and the token's email as the customer's. An API key's input is unchanged: the
+    agent names the user. Validate what this returns, then `identity_from` as for any caller.
+    """
+    if not isinstance(caller, UserPrincipal) or not isinstance(data, Mapping):
+        return data
+    own = {"oauth_provider": caller.provider, "external_id": caller.sub, "tenant_id": None}
+    if caller.email:
+        own["customer_email"] = caller.email
+    return {**{key: data[key] for key in data}, **own}
+
+
+def user_owns(account: Account, *, caller: object) -> bool:
+    """False only for a user token and an account that is not its own (looked up by id)."""
+    if not isinstance(caller, UserPrincipal):
+        return True  # API keys: the tenant rules of the lookup apply
+    own = (account.tenant_id, account.oauth_provider, account.external_id)
+    return own == ("", caller.provider, caller.sub)

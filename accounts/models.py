@@ -142,3 +142,31 @@ class ApiKey(AbstractAPIKey):
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self.permissions.split(",") if p.strip())
+
+
+class RevokedToken(models.Model):
+    """A user's ID token staff have revoked (a stolen phone, a leaked token).
+
+    Stored as its SHA-256, never the token: the table names what to refuse without holding
+    a credential anyone could replay.
+    """
+
+    token_sha256 = models.CharField("token SHA-256", max_length=64, unique=True)
+    # Who the token named (read from it unverified when staff gave the token itself): for the list.
+    subject = models.CharField(max_length=300, blank=True, default="")
+    reason = models.CharField(max_length=500, blank=True, default="")
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(token_sha256__regex=r"^[0-9a-f]{64}$"), name="revoked_token_sha256_hex"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject or 'token'} ({self.token_sha256[:12]}…)"

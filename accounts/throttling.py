@@ -17,12 +17,15 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from accounts.auth import OPEN_ACCESS, ApiPrincipal
+from accounts.auth import OPEN_ACCESS, ApiPrincipal, UserPrincipal
 from billing_site.ratelimit import client_ident, counters, limits, window_key
 
 
-def end_user_identity(request: Request, principal: ApiPrincipal) -> str | None:
+def end_user_identity(request: Request, principal: ApiPrincipal | UserPrincipal) -> str | None:
     """(tenant, oauth_provider, external_id) from the body, hashed to a short key; None if absent."""
+    if isinstance(principal, UserPrincipal):  # a user token's identity is the token's, not the body's
+        raw = f"\x1f{principal.provider}\x1f{principal.sub}".encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(raw, digest_size=12).hexdigest()
     data = request.data
     if not isinstance(data, dict):
         return None
@@ -48,13 +51,19 @@ class BillingRateThrottle(BaseThrottle):
         if key_rate is None and user_rate is None:
             return True
         principal = request.auth
-        if not isinstance(principal, ApiPrincipal):
+        if not isinstance(principal, ApiPrincipal | UserPrincipal):
             return True  # unauthenticated: answered 401 by the permission check
         now = time.time()
         scopes: list[tuple[str, int, int]] = []  # (counter key, limit, window seconds)
         if key_rate is not None:
-            # Without keys, the client address (X-Forwarded-For only through NUM_PROXIES trusted hops).
-            caller = client_ident(request) if principal is OPEN_ACCESS else principal.prefix
+            # Without keys, the client address (X-Forwarded-For only through NUM_PROXIES trusted hops);
+            # a user token counts as its own caller, at the per-key rate.
+            if isinstance(principal, UserPrincipal):
+                caller = principal.actor
+            elif principal is OPEN_ACCESS:
+                caller = client_ident(request)
+            else:
+                caller = principal.prefix
             limit, window = key_rate
             scopes.append((window_key("k", caller, window, now), limit, window))
         if user_rate is not None:

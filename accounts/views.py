@@ -68,6 +68,7 @@ ENTRY_EXAMPLE = {
 
 class CreditCheckView(APIView):
     required_scope = Scope.READ
+    user_tokens_allowed = True
 
     @extend_schema(
         operation_id="credits_check",

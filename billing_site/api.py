@@ -12,6 +12,8 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.identity import identity_input
+
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
     """Each view has one renderer (JSON for the API): use it whatever the Accept header
@@ -49,10 +51,11 @@ COMMON_ERRORS = {
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
     """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
+    data = identity_input(request.data, caller=request.auth)  # a user token's identity is its own
     validate_body = getattr(serializer_class, "validate_body", None)  # accounts.serializers.ShallowFieldsMixin
     if validate_body is not None:
-        return validate_body(request.data)  # type: ignore[no-any-return]
-    serializer = serializer_class(data=request.data)
+        return validate_body(data)  # type: ignore[no-any-return]
+    serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

@@ -229,9 +229,20 @@ API_KEYS_REQUIRED = env.bool("API_KEYS_REQUIRED", default=True)
 # How long a verified key stays cached. Revocation deletes the cache entry at once; with
 # a per-process cache (no REDIS_URL) other processes see it within this many seconds.
 API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=30)
-# In front of that, each process keeps verified keys this long (no cache round trip per
-# request with Redis): the bound on how late another process sees a revocation.
-API_KEY_LOCAL_CACHE_SECONDS = env.int("API_KEY_LOCAL_CACHE_SECONDS", default=5)
+
+# --- User ID tokens (the CIRIS agent on phones and desktops: docs/mobile.md) ---------------
+# Empty: sign-in with that provider is refused (401). Android apps list the web client id.
+GOOGLE_OAUTH_CLIENT_IDS = env.list("GOOGLE_OAUTH_CLIENT_IDS", default=[])
+GOOGLE_OAUTH_JWKS_URL = env.str("GOOGLE_OAUTH_JWKS_URL", default="https://www.googleapis.com/oauth2/v3/certs")
+APPLE_OAUTH_CLIENT_IDS = env.list("APPLE_OAUTH_CLIENT_IDS", default=[])
+APPLE_OAUTH_JWKS_URL = env.str("APPLE_OAUTH_JWKS_URL", default="https://appleid.apple.com/auth/keys")
+# How long each process keeps a provider's key set, and the least time between two refetches
+# that an unknown key id triggers (so forged kids cannot make us hammer the provider).
+ID_TOKEN_JWKS_CACHE_SECONDS = env.int("ID_TOKEN_JWKS_CACHE_SECONDS", default=3600)
+ID_TOKEN_JWKS_COOLDOWN_SECONDS = env.int("ID_TOKEN_JWKS_COOLDOWN_SECONDS", default=30)
+# A revocation is seen at once with a shared cache (REDIS_URL); with a per-process cache,
+# other processes see it within this many seconds.
+REVOKED_TOKEN_CACHE_SECONDS = env.int("REVOKED_TOKEN_CACHE_SECONDS", default=60)
 
 RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=True)
 RATE_LIMIT_PER_KEY = env.str("RATE_LIMIT_PER_KEY", default="6000/min")

@@ -167,6 +167,7 @@ class AppleFake:
         self.transactions: dict[str, dict[str, str]] = {PRODUCTION: {}, SANDBOX: {}}
         self.requests: list[tuple[str, str]] = []
         self.unavailable = False
+        self.jwks_unavailable = False
         self._port = port
         self._server: ThreadingHTTPServer | None = None
 
@@ -255,14 +256,38 @@ class AppleFake:
         return (chain or self.chain).sign(payload)
 
     def mint_id_token(
-        self, sub: str, *, aud: str, email: str | None = None, expires_in: int = 600, **claims: Any
+        self,
+        sub: str,
+        *,
+        aud: str,
+        email: str | None = None,
+        iss: str = APPLE_ID_ISSUER,
+        expires_in: int = 600,
+        issued_at: int | None = None,
+        **claims: Any,
     ) -> str:
-        """A Sign in with Apple ID token (RS256, issuer https://appleid.apple.com)."""
-        now = int(time.time())
-        body: dict[str, Any] = {"iss": APPLE_ID_ISSUER, "aud": aud, "sub": sub, "iat": now, "exp": now + expires_in}
-        if email:
-            body["email"] = email
-        return self.id_tokens.mint(body | claims)
+        """A Sign in with Apple ID token (RS256; Apple sends its booleans as strings)."""
+        kid = claims.pop("kid", None)
+        iat = int(time.time()) if issued_at is None else issued_at
+        body: dict[str, Any] = {
+            "iss": iss,
+            "aud": aud,
+            "exp": iat + expires_in,
+            "iat": iat,
+            "sub": sub,
+            "c_hash": "fake",
+            "auth_time": iat,
+            "nonce_supported": True,
+        }
+        if email is not None:
+            body.update({"email": email, "email_verified": "true", "is_private_email": "false"})
+        body.update(claims)
+        return self.id_tokens.mint({k: v for k, v in body.items() if v is not None}, kid=kid)
+
+    @property
+    def issuer(self) -> KeyIssuer:
+        """The ID-token key set (rotate() it to test a key change)."""
+        return self.id_tokens
 
     # --- files an operator's configuration names -----------------------------------------
     def api_key_pem(self) -> bytes:
@@ -335,6 +360,8 @@ def _handler(fake: AppleFake) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             fake.requests.append(("GET", self.path))
             if self.path == "/auth/keys":
+                if fake.jwks_unavailable:
+                    return self._answer(503, {"error": "unavailable"})
                 return self._answer(200, fake.id_tokens.jwks())
             if fake.unavailable:
                 return self._answer(503, {"errorCode": 5000000, "errorMessage": "An unknown error occurred."})
@@ -354,6 +381,10 @@ def _handler(fake: AppleFake) -> type[BaseHTTPRequestHandler]:
             return self._answer(200, {"signedTransactionInfo": signed})
 
     return Handler
+
+
+# The name the ID-token tests know it by: one fake plays every part of Apple.
+AppleIdFake = AppleFake
 
 
 def main() -> None:

@@ -11,9 +11,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import principal
-from accounts.identity import identity_from
+from accounts.identity import identity_from, user_owns
 from accounts.models import Scope
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, validated
+from billing_site.errors import NotFound
 from purchases.selectors import purchase_for_payment
 from purchases.serializers import PurchaseIn, PurchaseOut, PurchaseStatusOut
 from purchases.services import purchase_create
@@ -39,6 +40,7 @@ STATUS_EXAMPLE = {
 
 class PurchaseCreateView(APIView):
     required_scope = Scope.WRITE
+    user_tokens_allowed = True
 
     @extend_schema(
         operation_id="purchases_create",
@@ -115,10 +117,13 @@ STATUS_SCHEMA: dict[str, Any] = {
 
 class PurchaseDetailView(APIView):
     required_scope = Scope.READ
+    user_tokens_allowed = True
 
     @extend_schema(operation_id="purchases_retrieve", **STATUS_SCHEMA)
     def get(self, request: Request, payment_id: str) -> Response:
         purchase = purchase_for_payment(payment_id=payment_id, tenant_id=principal(request).tenant_id)
+        if not user_owns(purchase.account, caller=request.auth):
+            raise NotFound("No such purchase.")
         return Response(PurchaseStatusOut(purchase).data)
 
 

@@ -9,7 +9,6 @@ from django.core.cache import cache
 from django.core.servers.basehttp import ThreadedWSGIServer
 from rest_framework.test import APIClient
 
-from accounts.auth import _local_keys
 from billing_site.ratelimit import reset_local_counters
 from tests.factories import create_api_key
 from tests.stripe_fake import localstripe_url, stripe_settings  # noqa: F401  (fixtures)
@@ -26,7 +25,6 @@ ThreadedWSGIServer.request_queue_size = 128
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     cache.clear()
-    _local_keys.clear()
     reset_local_counters()
 
 

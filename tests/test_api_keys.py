@@ -181,18 +181,3 @@ def test_without_keys_an_anonymous_caller_may_charge_but_never_grant(user):
         .status_code
         == 201
     )
-
-
-def test_the_local_key_cache_evicts_the_least_recently_used_not_everything():
-    from accounts import auth
-
-    auth._local_keys.clear()
-    for i in range(auth._LOCAL_KEYS_MAX):
-        auth._remember_local(f"k{i:07d}", {"missing": True}, expires=10**12)
-    assert auth._local_key_record("k0000000", now=0) is not None  # in use: now the most recent
-
-    auth._remember_local("newcomer", {"missing": True}, expires=10**12)
-
-    assert auth._local_key_record("k0000000", now=0) is not None
-    assert auth._local_key_record("k0000001", now=0) is None
-    assert len(auth._local_keys) == auth._LOCAL_KEYS_MAX
