@@ -8,8 +8,9 @@ Apple is never reached from these machines, so this plays its parts, on loopback
 - signed transactions (`signedTransactionInfo`) and App Store Server Notifications V2
   (`signedPayload`) that a test or a person mints;
 - the App Store Server API's transaction lookup (`GET /inApps/v1/transactions/{id}`), which
-  checks the caller's ES256 bearer token against the API key it handed out; Production is
-  served at the root and Sandbox under `/sandbox` (the service's APPLE_STOREKIT_API_URL);
+  checks the caller's ES256 bearer token against the API key it handed out and, as Apple does,
+  signs its answer when it gives it (a fresh signedDate); Production is served at the root
+  and Sandbox under `/sandbox` (the service's APPLE_STOREKIT_API_URL);
 - Sign in with Apple ID tokens and their key set (`/auth/keys`).
 
 Run it alone for a walk-through: `python -m devtools.apple_fake --port 8432 --dir /tmp/apple`
@@ -255,6 +256,11 @@ class AppleFake:
             payload["subtype"] = subtype
         return (chain or self.chain).sign(payload)
 
+    def resign(self, signed: str) -> str:
+        """The transaction as the lookup answers it: Apple signs its answer when it gives it."""
+        current = jwt.decode(signed, options={"verify_signature": False})
+        return self.chain.sign({**current, "signedDate": max(_millis(), int(current.get("signedDate", 0)))})
+
     def mint_id_token(
         self,
         sub: str,
@@ -378,7 +384,7 @@ def _handler(fake: AppleFake) -> type[BaseHTTPRequestHandler]:
                 return self._answer(
                     404, {"errorCode": TRANSACTION_NOT_FOUND, "errorMessage": "Transaction id not found."}
                 )
-            return self._answer(200, {"signedTransactionInfo": signed})
+            return self._answer(200, {"signedTransactionInfo": fake.resign(signed)})
 
     return Handler
 

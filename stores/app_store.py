@@ -14,7 +14,9 @@ refusing our key, or not configured: ours, a 503).
 
 from __future__ import annotations
 
+import datetime
 import logging
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 # The App Store Server API's error codes for a transaction id it does not know.
 TRANSACTION_ID_NOT_FOUND = frozenset({4040010, 4000006})
 PRODUCTION, SANDBOX = Environment.PRODUCTION, Environment.SANDBOX
+# StoreKit 2 transaction ids are decimal; anything else could steer the lookup's URL elsewhere.
+TRANSACTION_ID = re.compile(r"[0-9]{1,32}")
 
 
 class AppStoreUnavailable(ServiceUnavailable):
@@ -60,6 +64,8 @@ class AppStoreTransaction:
     environment: str
     quantity: int
     revoked: bool
+    # When Apple signed this news of the transaction: the newest news about it wins.
+    signed_at: datetime.datetime
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,14 @@ def _transaction(decoded: JWSTransactionDecodedPayload) -> AppStoreTransaction:
         environment=str(decoded.rawEnvironment),
         quantity=int(decoded.quantity or 1),
         revoked=decoded.revocationDate is not None,
+        signed_at=_from_millis(decoded.signedDate),
     )
+
+
+def _from_millis(millis: int | None) -> datetime.datetime:
+    if millis is None:
+        raise AppStoreSignatureInvalid("signed transaction without a signedDate")
+    return datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.UTC)
 
 
 def verify_transaction(signed_transaction: str, *, environment: Environment) -> AppStoreTransaction:
@@ -169,6 +182,8 @@ def transaction(transaction_id: str) -> AppStoreTransaction:
     """The transaction as Apple reports it now (its signature verified), Production first."""
     if not configured():
         raise AppStoreUnavailable("The App Store is not configured on this server.")
+    if not TRANSACTION_ID.fullmatch(transaction_id):
+        raise AppStoreNotFound(transaction_id)
     for environment in environments():
         try:
             response = _client(environment).get_transaction_info(transaction_id)

@@ -1,0 +1,96 @@
+"""Fixtures for the App Store tests: one AppleFake per session, the service pointed at it through
+the same settings an operator sets, and the seeded App Store catalogue.
+
+Import the fixtures into a test module: `from tests.app_store import apple, app_store  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import pytest
+from rest_framework.test import APIClient
+
+from devtools.apple_fake import PRODUCTION, AppleFake
+from stores.models import Grants, Store, StoreProduct
+
+BUNDLE_ID = "ai.ciris.mobile"
+CREDITS_100 = "ai.ciris.mobile.credits_100_v1"
+USER_VERIFY_URL = "/v1/user/apple-storekit/verify"
+VERIFY_URL = "/v1/billing/apple-storekit/verify"
+WEBHOOK_URL = "/v1/billing/webhooks/apple-storekit"
+
+_ids = itertools.count(2000000123456789)
+
+
+@pytest.fixture(scope="session")
+def apple() -> Iterator[AppleFake]:
+    fake = AppleFake(bundle_id=BUNDLE_ID).start()
+    yield fake
+    fake.stop()
+
+
+@dataclass
+class AppStore:
+    """The fake, configured for this test, with the moves a buyer and Apple make."""
+
+    fake: AppleFake
+
+    def buy(self, product_id: str = CREDITS_100, *, environment: str = PRODUCTION, **fields: Any) -> str:
+        """A purchase Apple knows of; returns its transactionId (a string of digits)."""
+        transaction_id = str(next(_ids))
+        self.fake.add_transaction(transaction_id, product_id, environment=environment, **fields)
+        return transaction_id
+
+    def signed(self, transaction_id: str, *, environment: str = PRODUCTION, **fields: Any) -> str:
+        """The transaction as Apple holds it now, re-signed with `fields` changed."""
+        current = jwt.decode(self.fake.transactions[environment][transaction_id], options={"verify_signature": False})
+        return self.fake.chain.sign({**current, **fields})
+
+    def user_client(self, sub: str = "001234.abcd.5678", email: str | None = "user@privaterelay.appleid.com"):
+        """The iOS app: Authorization: Bearer <Sign in with Apple ID token>."""
+        client = APIClient()
+        token = self.fake.mint_id_token(sub, aud=BUNDLE_ID, email=email)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    def notify(self, client: APIClient, signed_payload: str):
+        return client.post(WEBHOOK_URL, {"signedPayload": signed_payload}, format="json")
+
+
+def millis(when: datetime.datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+@pytest.fixture
+def app_store(apple: AppleFake, settings: Any, tmp_path: Any, db: None) -> AppStore:
+    files = apple.write_files(tmp_path / "apple")
+    settings.APPLE_STOREKIT_ROOT_CERTIFICATES = [files["APPLE_STOREKIT_ROOT_CERTIFICATES"]]
+    settings.APPLE_STOREKIT_PRIVATE_KEY_FILE = files["APPLE_STOREKIT_PRIVATE_KEY_FILE"]
+    settings.APPLE_STOREKIT_KEY_ID = files["APPLE_STOREKIT_KEY_ID"]
+    settings.APPLE_STOREKIT_ISSUER_ID = files["APPLE_STOREKIT_ISSUER_ID"]
+    settings.APPLE_STOREKIT_BUNDLE_ID = files["APPLE_STOREKIT_BUNDLE_ID"]
+    settings.APPLE_STOREKIT_APP_APPLE_ID = int(files["APPLE_STOREKIT_APP_APPLE_ID"])
+    settings.APPLE_STOREKIT_API_URL = files["APPLE_STOREKIT_API_URL"]
+    settings.APPLE_STOREKIT_ENVIRONMENT = "Production"
+    settings.APPLE_STOREKIT_SANDBOX_FALLBACK = False
+    settings.APPLE_OAUTH_JWKS_URL = files["APPLE_OAUTH_JWKS_URL"]
+    settings.APPLE_OAUTH_CLIENT_IDS = [BUNDLE_ID]
+    apple.unavailable = False
+    seed_catalogue()
+    return AppStore(fake=apple)
+
+
+def seed_catalogue() -> None:
+    """The App Store catalogue the data migration seeds (tests build the schema without migrations)."""
+    for size, uses in {"100": 99, "250": 249, "600": 599}.items():
+        StoreProduct.objects.get_or_create(
+            store=Store.APP_STORE,
+            product_id=f"ai.ciris.mobile.credits_{size}_v1",
+            defaults={"grants": Grants.CREDIT, "uses": uses},
+        )
