@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,10 +48,27 @@ class AppStore:
         self.fake.add_transaction(transaction_id, product_id, environment=environment, **fields)
         return transaction_id
 
-    def signed(self, transaction_id: str, *, environment: str = PRODUCTION, **fields: Any) -> str:
-        """The transaction as Apple holds it now, re-signed with `fields` changed."""
-        current = jwt.decode(self.fake.transactions[environment][transaction_id], options={"verify_signature": False})
-        return self.fake.chain.sign({**current, **fields})
+    def set_truth(self, transaction_id: str, *, revoked: bool, environment: str = PRODUCTION) -> None:
+        """What Apple's lookup answers from now on (refunded, or the refund reversed)."""
+        self.fake.transactions[environment][transaction_id] = self.news_transaction(transaction_id, revoked=revoked)
+
+    def news_transaction(self, transaction_id: str, *, revoked: bool, at: int | None = None) -> str:
+        """The signed transaction as a piece of news carries it: revoked or not, signed `at` (ms)."""
+        current = jwt.decode(self.fake.transactions[PRODUCTION][transaction_id], options={"verify_signature": False})
+        current = {k: v for k, v in current.items() if k not in ("revocationDate", "revocationReason")}
+        when = at if at is not None else millis(datetime.datetime.now(datetime.UTC))
+        if revoked:
+            current |= {"revocationDate": when, "revocationReason": 0}
+        return self.fake.chain.sign({**current, "signedDate": when})
+
+    def notice(
+        self, transaction_id: str, kind: str, *, at: int | None = None, uuid: str | None = None, **options: Any
+    ) -> str:
+        """A notification of `kind` about the transaction, signed `at` (ms); REFUND and REVOKE say
+        it is revoked, REFUND_REVERSED that it is not."""
+        revoked = kind in ("REFUND", "REVOKE")
+        signed = self.news_transaction(transaction_id, revoked=revoked, at=at)
+        return self.fake.notification(kind, signed, notification_uuid=uuid, **options)
 
     def user_client(self, sub: str = "001234.abcd.5678", email: str | None = "user@privaterelay.appleid.com"):
         """The iOS app: Authorization: Bearer <Sign in with Apple ID token>."""
@@ -59,8 +77,9 @@ class AppStore:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         return client
 
-    def notify(self, client: APIClient, signed_payload: str):
-        return client.post(WEBHOOK_URL, {"signedPayload": signed_payload}, format="json")
+    def notify(self, client: Any, signed_payload: str):
+        """Deliver a notification as Apple does: a JSON body, no credentials."""
+        return client.post(WEBHOOK_URL, json.dumps({"signedPayload": signed_payload}), content_type="application/json")
 
 
 def millis(when: datetime.datetime) -> int:
