@@ -6,13 +6,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from accounts.models import RevokedToken
 from accounts.revocation import normalize, token_revoke
 
 
-class RevokeTokenForm(forms.ModelForm):
+class RevokeTokenForm(forms.ModelForm):  # type: ignore[type-arg]
     token = forms.CharField(
         label="Token or its SHA-256",
         widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
@@ -35,7 +36,7 @@ class RevokeTokenForm(forms.ModelForm):
 
 
 @admin.register(RevokedToken)
-class RevokedTokenAdmin(admin.ModelAdmin):
+class RevokedTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Add = revoke (through the same service as `manage.py revoke_token`); rows are history."""
 
     list_display = ["created_at", "subject", "token_sha256", "reason", "revoked_by"]
@@ -47,15 +48,16 @@ class RevokedTokenAdmin(admin.ModelAdmin):
             kwargs["form"] = RevokeTokenForm
         return super().get_form(request, obj, change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["token", "reason"] if obj is None else self.readonly_fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [] if obj is None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: RevokedToken, form: Any, change: bool) -> None:
+        staff = request.user if isinstance(request.user, User) else None
         row, _ = token_revoke(
-            token_or_sha256=form.cleaned_data["token"], reason=form.cleaned_data["reason"], staff_user=request.user
+            token_or_sha256=form.cleaned_data["token"], reason=form.cleaned_data["reason"], staff_user=staff
         )
         # The admin's "added" message and its redirect name the stored row.
         obj.pk, obj.token_sha256, obj.subject = row.pk, row.token_sha256, row.subject

@@ -152,9 +152,9 @@ def _load_shared_key_record(prefix: str) -> dict[str, Any]:
     row_key, stamp_key = api_key_cache_key(prefix), api_key_stamp_key(prefix)
     cached = cache.get_many([row_key, stamp_key])
     stamp = cached.get(stamp_key)
-    record = cached.get(row_key)
-    if record is not None and record.get(_STAMP) == stamp:
-        return record
+    cached_record: dict[str, Any] | None = cached.get(row_key)
+    if cached_record is not None and cached_record.get(_STAMP) == stamp:
+        return cached_record
     started = time.monotonic()
     record = {**_read_key_row(prefix), _STAMP: stamp}
     ttl = int(settings.API_KEY_CACHE_SECONDS - (time.monotonic() - started))
@@ -179,14 +179,14 @@ def _verify(key: str, hashed_key: str) -> bool:
 
 
 def extract_key(request: Request) -> str | None:
-    key = request.META.get("HTTP_X_API_KEY")
+    key: str | None = request.META.get("HTTP_X_API_KEY")
     if key:
         return key.strip()
     return bearer_value(request)
 
 
 def bearer_value(request: Request) -> str | None:
-    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    authorization: str = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()

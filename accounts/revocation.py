@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
 
@@ -61,7 +61,7 @@ def normalize(token_or_sha256: str) -> tuple[str, str]:
 
 
 def token_revoke(
-    *, token_or_sha256: str, reason: str = "", staff_user: AbstractBaseUser | None = None
+    *, token_or_sha256: str, reason: str = "", staff_user: User | None = None
 ) -> tuple[RevokedToken, bool]:
     """Revoke a token (given itself or as its SHA-256); (the row, whether it is new).
 
