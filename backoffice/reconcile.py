@@ -18,6 +18,7 @@ from accounts.models import Account
 from backoffice.findings import Discrepancy, grant_command
 from backoffice.reconcile_purchases import check_purchases
 from backoffice.reconcile_reversals import check_reversals, check_stripe_reversals
+from backoffice.reconcile_stores import check_store_purchases
 from backoffice.reconcile_stripe import check_stripe
 from ledger.invariants import daily_free_uses_findings
 from ledger.models import EntryKind, LedgerEntry
@@ -80,7 +81,7 @@ def check_accounts() -> list[Discrepancy]:
 
 
 def reconcile(*, stripe_client: Any | None = None) -> list[Discrepancy]:
-    found = check_accounts() + check_purchases() + check_reversals()
+    found = check_accounts() + check_purchases() + check_reversals() + check_store_purchases()
     found += [Discrepancy(d.check, d.subject, d.detail, d.fixes) for d in check_tool_allowances()]
     found += [Discrepancy("daily_free_uses", *finding) for finding in daily_free_uses_findings()]
     if stripe_client is not None:

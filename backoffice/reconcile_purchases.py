@@ -98,6 +98,7 @@ def check_purchases() -> list[Discrepancy]:
     orphans = (
         LedgerEntry.objects.filter(kind=EntryKind.PURCHASE)
         .filter(Q(purchase__isnull=True) | ~Q(purchase__status__in=PAID_STATUSES))
+        .filter(details__store__isnull=True)  # app-store credits: backoffice.reconcile_stores
         .select_related("account", "purchase")
         .order_by("id")
     )

@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from accounts.serializers import ShallowFieldsMixin
-from billing_site.fields import TextField, identifier, optional_identifier
+from billing_site.fields import LenientEmailField, TextField, identifier, optional_identifier
 
 
 class GooglePlayVerifyIn(ShallowFieldsMixin, serializers.Serializer):
@@ -18,7 +18,8 @@ class GooglePlayVerifyIn(ShallowFieldsMixin, serializers.Serializer):
     oauth_provider = optional_identifier(help_text='Required with an API key, e.g. "oauth:google".')
     external_id = optional_identifier(help_text="Required with an API key: the user's OAuth id.")
     tenant_id = optional_identifier(help_text="Tenant (B2B), with an API key.")
-    email = TextField(max_length=254, required=False, allow_null=True, allow_blank=True, help_text="Recorded only.")
+    email = LenientEmailField(help_text="Recorded on the account when it is a valid email.")
+    customer_email = LenientEmailField(help_text="The same, under the name the other routes use.")
     display_name = TextField(max_length=255, required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
     purchase_token = TextField(max_length=4096, help_text="The purchase token from Google Play Billing.")
     product_id = identifier(help_text='The Play product id, e.g. "credits_100".')

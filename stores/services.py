@@ -330,7 +330,7 @@ def google_play_void(*, purchase_token: str, order_id: str = "", source: str) ->
         account = (
             Account.objects.select_for_update().get(pk=existing.account_id) if existing.account_id is not None else None
         )
-        row = StorePurchase.objects.select_for_update().select_related("product__tool").get(pk=existing.pk)
+        row = StorePurchase.objects.select_for_update(of=("self",)).select_related("product__tool").get(pk=existing.pk)
         if row.state == PurchaseState.VOIDED or account is None:
             result = "duplicate"
         else:

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.auth import principal
+from accounts.auth import UserPrincipal, principal
 from accounts.identity import Identity, identity_from
 from accounts.models import Scope
 from billing_site.api import COMMON_ERRORS, error, validated
@@ -41,22 +41,13 @@ class IdentityRequired(BillingError):
         )
 
 
-def user_identity(request: Request) -> Identity | None:
-    """The identity a user's ID token carries (None when the caller uses an API key)."""
-    identity = getattr(request.auth, "identity", None)
-    return identity if isinstance(identity, Identity) else None
-
-
 def caller_identity(request: Request, data: dict[str, Any]) -> Identity:
-    """A user token's own identity (the body's is ignored), else the body's under the key's tenant."""
-    identity = user_identity(request)
-    if identity is not None:
-        return identity
+    """The identity to credit: a user token's own (`validated` already put it in `data`,
+    whatever the body named), else the body's, under the API key's tenant rules."""
     if not data.get("oauth_provider") or not data.get("external_id"):
         raise IdentityRequired()
-    return identity_from(
-        {**data, "customer_email": data.get("email") or ""}, key_tenant_id=principal(request).tenant_id
-    )
+    email = data.get("customer_email") or data.get("email") or ""
+    return identity_from({**data, "customer_email": email}, key_tenant_id=principal(request).tenant_id)
 
 
 VERIFY_REQUEST = {
@@ -80,6 +71,7 @@ VERIFY_OK = {
 
 class GooglePlayVerifyView(APIView):
     required_scope = Scope.WRITE
+    user_tokens_allowed = True
 
     @extend_schema(
         operation_id="google_play_verify",
@@ -152,7 +144,8 @@ class GooglePlayVerifyView(APIView):
 
 
 class ToolPurchaseVerifyView(APIView):
-    required_scope = Scope.READ
+    required_scope = Scope.WRITE  # API keys are refused below: the pack is the signed-in user's
+    user_tokens_allowed = True
 
     @extend_schema(
         operation_id="tools_purchase_verify",
@@ -200,10 +193,12 @@ class ToolPurchaseVerifyView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        identity = user_identity(request)
-        if identity is None:
+        if not isinstance(request.auth, UserPrincipal):
             raise UserTokenRequired("This route takes a user's ID token (Authorization: Bearer), not an API key.")
         data = validated(serializers.ToolPurchaseVerifyIn, request)
+        identity = Identity(
+            oauth_provider=request.auth.provider, external_id=request.auth.sub, email=request.auth.email
+        )
         packages = settings.GOOGLE_PLAY_PACKAGE_NAMES
         verified = google_play_verify(
             identity=identity,

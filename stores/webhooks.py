@@ -1,7 +1,7 @@
 """Google Play Real-time developer notifications, as Pub/Sub pushes them.
 
 A push is trusted only with its OIDC token: RS256, signed by one of Google's keys
-(GOOGLE_OAUTH_JWKS_URL, through PyJWT's cached JWKS client), issued by Google, for our
+(GOOGLE_OAUTH_JWKS_URL, through the PyJWT key-set client ID tokens use), issued by Google, for our
 audience (GOOGLE_PLAY_PUBSUB_AUDIENCE), by our push service account
 (GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT, a verified email). Pub/Sub delivers at least once: a
 message id already handled is answered without doing anything again, and the void itself
@@ -14,14 +14,14 @@ import base64
 import binascii
 import json
 import logging
-import threading
 from typing import Any
 
 import jwt
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 
+from accounts.id_tokens import jwks_client
 from billing_site.errors import BillingError, ServiceUnavailable
 from stores.models import Store, StoreNotification
 from stores.services import google_play_void
@@ -41,21 +41,18 @@ class NotificationOut(serializers.Serializer):
     outcome = serializers.CharField(help_text="reversed, before_credit, duplicate, ignored, test.")
 
 
-_clients: dict[str, jwt.PyJWKClient] = {}
-_clients_lock = threading.Lock()
+class PushUnauthorized(BillingError):
+    """401 (with its challenge): the view has no DRF authentication class to make one."""
+
+    status_code = 401
+    code = "invalid_token"
+
+    def __init__(self, detail: str):
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def _jwks_client(url: str) -> jwt.PyJWKClient:
-    """One cached key-set client per URL (keys refetched on an unknown kid, not per push)."""
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=3600, timeout=10)
-        return client
-
-
-def _unauthorized(detail: str) -> exceptions.AuthenticationFailed:
-    return exceptions.AuthenticationFailed(detail, code="invalid_token")
+def _unauthorized(detail: str) -> PushUnauthorized:
+    return PushUnauthorized(detail)
 
 
 def verify_push_token(authorization: str) -> dict[str, Any]:
@@ -67,11 +64,23 @@ def verify_push_token(authorization: str) -> dict[str, Any]:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or token.count(".") != 2:
         raise _unauthorized("A Pub/Sub OIDC token is required (Authorization: Bearer).")
+    client = jwks_client(settings.GOOGLE_OAUTH_JWKS_URL)  # the key-set cache ID tokens use
+    unavailable = ServiceUnavailable("Google's signing keys cannot be fetched; try again later.")
     try:
-        key = _jwks_client(settings.GOOGLE_OAUTH_JWKS_URL).get_signing_key_from_jwt(token.strip())
-    except jwt.PyJWKClientConnectionError:
-        raise ServiceUnavailable("Google's signing keys cannot be fetched; try again later.") from None
-    except (jwt.PyJWKClientError, jwt.PyJWTError):
+        kid = jwt.get_unverified_header(token.strip()).get("kid")
+    except jwt.PyJWTError:
+        raise _unauthorized("The push token is malformed.") from None
+    if not isinstance(kid, str) or not kid:
+        raise _unauthorized("The push token names no signing key.")
+    try:
+        client.get_signing_keys()  # the cached set, else one fetch: a failure here is Google's
+    except (jwt.PyJWTError, ValueError):
+        raise unavailable from None
+    try:
+        key = client.get_signing_key(kid)  # an unknown kid refetches, at most once per cooldown
+    except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError):
+        raise unavailable from None
+    except jwt.PyJWTError:
         raise _unauthorized("The push token is not signed by Google.") from None
     try:
         claims = jwt.decode(

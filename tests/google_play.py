@@ -1,7 +1,7 @@
 """Fixtures for the Google Play tests: one GoogleFake per session, the service pointed at it
 through the same settings an operator sets, and the seeded store catalogue.
 
-Import the fixtures into a test module: `from tests.google_play import google, play  # noqa: F401`.
+tests/conftest.py imports the fixtures (`google`, `play`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tests.factories import tool_product
 PACKAGE = "ai.ciris.mobile"
 PUBSUB_AUDIENCE = "https://billing.example.com/v1/billing/webhooks/google-play"
 PUBSUB_ACCOUNT = "play-rtdn@ciris-fake.iam.gserviceaccount.com"
+WEB_CLIENT_ID = "1234567890-web.apps.googleusercontent.com"
 VERIFY_URL = "/v1/billing/google-play/verify"
 WEBHOOK_URL = "/v1/billing/webhooks/google-play"
 
@@ -45,14 +46,21 @@ class Play:
         self.fake.add_purchase(PACKAGE, product_id, token, state=state, order_id=f"GPA.{uuid.uuid4().hex[:20]}")
         return token
 
+    def signed_in(self, sub: str | None = None, *, email: str = "user@example.com") -> APIClient:
+        """The agent on a phone: no API key, the user's Google ID token as Bearer."""
+        client = APIClient()
+        token = self.fake.mint_id_token(sub or f"1043{uuid.uuid4().int % 10**17:017d}", aud=WEB_CLIENT_ID, email=email)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
     def push(self, client: APIClient, notification: dict[str, Any], *, message_id: str | None = None, **token: Any):
         """Deliver a DeveloperNotification as Pub/Sub push does, with its OIDC token."""
         claims = {"aud": PUBSUB_AUDIENCE, "email": PUBSUB_ACCOUNT, **token}
         oidc = self.fake.mint_pubsub_token(aud=claims["aud"], email=claims["email"])
+        data = json.dumps({"version": "1.0", "packageName": PACKAGE, **notification}).encode()
         body = {
             "message": {
-                "data": base64.b64encode(json.dumps({"version": "1.0", "packageName": PACKAGE, **notification}).encode())
-                .decode(),
+                "data": base64.b64encode(data).decode(),
                 "messageId": message_id or uuid.uuid4().hex,
                 "publishTime": "2026-12-01T12:00:00.000Z",
             },
@@ -76,6 +84,7 @@ def play(google: GoogleFake, settings: Any, tmp_path: Any, db: None) -> Play:
     settings.GOOGLE_PLAY_PUBSUB_AUDIENCE = PUBSUB_AUDIENCE
     settings.GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT = PUBSUB_ACCOUNT
     settings.GOOGLE_OAUTH_JWKS_URL = google.jwks_url
+    settings.GOOGLE_OAUTH_CLIENT_IDS = [WEB_CLIENT_ID]
     seed_catalogue()
     return Play(fake=google)
 

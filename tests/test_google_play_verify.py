@@ -10,7 +10,7 @@ from accounts.models import Account
 from ledger.models import EntryKind, LedgerEntry
 from stores.models import ConsumeState, StorePurchase
 from tests.conftest import run_command
-from tests.google_play import PACKAGE, VERIFY_URL, google, play, verify_body  # noqa: F401
+from tests.google_play import VERIFY_URL, verify_body
 
 pytestmark = pytest.mark.django_db
 
@@ -250,4 +250,3 @@ def test_unknown_body_fields_are_ignored(api, user, play):
     response = api.post(VERIFY_URL, verify_body(user, play.buy(), surprise={"x": 1}), format="json")
 
     assert response.status_code == 200
-

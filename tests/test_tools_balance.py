@@ -36,6 +36,7 @@ def test_a_new_user_can_search_with_the_initial_allowance_and_nothing_is_written
         "free_remaining": 10,
         "paid_credits": 0,
         "main_pool_credits": 0,
+        "purchased_remaining": 0,
         "total_available": 10,
     }
     assert not Account.objects.filter(external_id=user["external_id"]).exists()
@@ -54,6 +55,7 @@ def test_the_balance_counts_paid_uses_at_the_products_price_and_the_main_pool(ap
         "free_remaining": 9,
         "paid_credits": 6,
         "main_pool_credits": 3,
+        "purchased_remaining": 0,
         "total_available": 15,
         "price_minor": 50,
         "total_uses": 1,
@@ -99,6 +101,7 @@ def test_an_inactive_account_reports_nothing_usable(api, user, status):
         "free_remaining": 0,
         "paid_credits": 0,
         "main_pool_credits": 0,
+        "purchased_remaining": 0,
         "total_available": 0,
     }
     for item in (balance, balances[0]):

@@ -1,5 +1,6 @@
-"""The reconcile check of tool allowances: each allowance's free uses and use count must be
-what its ledger entries recorded (grants minus free uses, and the number of tool charges)."""
+"""The reconcile check of tool allowances: each allowance's free uses, purchased uses and use
+count must be what its ledger entries recorded (grants minus free uses, packs minus the uses
+they paid for and their refunds, and the number of tool charges)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def check_tool_allowances() -> list[AllowanceDiscrepancy]:
             ledger_free=Coalesce(
                 _per_allowance(entries, Sum(Cast(KT("details__free_delta"), IntegerField()))), Value(0)
             ),
+            ledger_purchased=Coalesce(
+                _per_allowance(entries, Sum(Cast(KT("details__purchased_delta"), IntegerField()))), Value(0)
+            ),
             ledger_uses=Coalesce(_per_allowance(entries, Count("id", filter=Q(kind=EntryKind.TOOL_CHARGE))), Value(0)),
         )
         .order_by("account_id", "product_id")
@@ -55,6 +59,11 @@ def check_tool_allowances() -> list[AllowanceDiscrepancy]:
             problems.append(
                 f"free uses {allowance.free_remaining} but its ledger records {allowance.ledger_free} "
                 "(grants minus free uses)"
+            )
+        if allowance.purchased_remaining != allowance.ledger_purchased:
+            problems.append(
+                f"purchased uses {allowance.purchased_remaining} but its ledger records {allowance.ledger_purchased} "
+                "(packs minus the uses they paid for)"
             )
         if allowance.total_uses != allowance.ledger_uses:
             problems.append(

@@ -281,7 +281,8 @@ def tool_purchased_uses_add(
             "purchased_after": allowance.purchased_remaining,
         },
     )
-    allowance.save(update_fields=["purchased_remaining", "topped_up_on", "updated_at"])
+    # free_remaining too: the allowance may have been made, or topped up, just now
+    allowance.save(update_fields=["free_remaining", "purchased_remaining", "topped_up_on", "updated_at"])
     return entry, allowance
 
 
@@ -312,5 +313,6 @@ def tool_purchased_uses_take_back(
             "shortfall_uses": uses - taken,
         },
     )
-    allowance.save(update_fields=["purchased_remaining", "topped_up_on", "updated_at"])
+    # free_remaining too: the allowance may have been made, or topped up, just now
+    allowance.save(update_fields=["free_remaining", "purchased_remaining", "topped_up_on", "updated_at"])
     return entry, taken
