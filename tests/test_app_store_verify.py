@@ -296,3 +296,16 @@ def test_verifications_are_counted_by_store_and_result(app_store):
         replays + 1,
         not_found + 1,
     )
+
+
+def test_the_app_store_routes_are_documented_with_examples(client):
+    paths = client.get("/openapi.json").json()["paths"]
+
+    ios = paths["/v1/user/apple-storekit/verify"]["post"]
+    assert {"200", "403", "503"} <= ios["responses"].keys()
+    assert ios["requestBody"]["content"]["application/json"]["examples"]
+    assert "Not creditable" in str(ios["responses"]["200"]["content"]["application/json"]["examples"])
+    agent = paths["/v1/billing/apple-storekit/verify"]["post"]
+    assert {"200", "400", "409", "422", "503"} <= agent["responses"].keys()
+    notifications = paths["/v1/billing/webhooks/apple-storekit"]["post"]
+    assert {"200", "400", "401"} <= notifications["responses"].keys()
