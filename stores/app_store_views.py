@@ -227,5 +227,7 @@ class AppStoreNotificationView(APIView):
             raise NotificationSignatureInvalid(
                 "The notification is not signed by Apple for this app and environment."
             ) from None
+        if not notification.notification_uuid:
+            raise BadNotification("The notification has no notificationUUID.")
         outcome = app_store_notification_apply(notification=notification)
         return Response({"received": True, "outcome": outcome})

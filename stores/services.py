@@ -18,6 +18,7 @@ the order of verify, replay, notification and poll, the balance ends the same.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -455,6 +456,8 @@ def _app_store_verify(*, identity: Identity, transaction_id: str, actor: str) ->
             row.save(update_fields=["account", "product", "uses_credited", "updated_at"])
         _apply_news(row, news)
         outcome = _converge(row=row, account=account, source="lookup", actor=actor)
+    if outcome == "reversed":
+        metrics.observe_void(store=Store.APP_STORE, result="reversed")
     if row.state != PurchaseState.CREDITED:
         raise PurchaseVoided()
     account.refresh_from_db()
@@ -525,7 +528,6 @@ def _converge(*, row: StorePurchase, account: Account | None, source: str, actor
         return "given_back"
     if not creditable and row.state == PurchaseState.CREDITED and account is not None:
         _take_back(account=account, row=row, source=source)
-        metrics.observe_void(store=row.store, result="reversed")
         return "reversed"
     return "unchanged"
 
@@ -596,6 +598,7 @@ class _RowChangedHands(Exception):
 
 # Notification types that carry news of a refund (the transaction inside says which way).
 APP_STORE_REFUND_NEWS = frozenset({"REFUND", "REVOKE", "REFUND_REVERSED"})
+APP_STORE_REVOKING = frozenset({"REFUND", "REVOKE"})
 
 
 def app_store_notification_apply(*, notification: app_store.AppStoreNotification) -> str:
@@ -616,6 +619,8 @@ def app_store_notification_apply(*, notification: app_store.AppStoreNotification
                 raise
             outcome = "duplicate"  # a parallel delivery of the same notification recorded it first
     metrics.observe_notification(store=Store.APP_STORE, outcome=outcome)
+    if outcome == "reversed":
+        metrics.observe_void(store=Store.APP_STORE, result="reversed")
     logger.info(
         "app store notification",
         extra={"notification_uuid": message_id, "notification": notification.notification_type, "outcome": outcome},
@@ -638,6 +643,8 @@ def _app_store_notification(notification: app_store.AppStoreNotification) -> str
                 if news is None or notification.notification_type not in APP_STORE_REFUND_NEWS:
                     outcome = "ignored"
                 else:
+                    if notification.notification_type in APP_STORE_REVOKING:
+                        news = dataclasses.replace(news, revoked=True)  # whatever the transaction says
                     outcome = _apply_notification_news(news, source=source)
                 note.outcome = outcome
                 note.save(update_fields=["outcome"])
@@ -663,7 +670,5 @@ def _apply_notification_news(news: app_store.AppStoreTransaction, *, source: str
     if not _apply_news(row, news):
         return "stale"
     if account is None:
-        if news.revoked:
-            metrics.observe_void(store=Store.APP_STORE, result="before_credit")
         return "before_credit"
     return _converge(row=row, account=account, source=source, actor=f"{Store.APP_STORE.value}:{source}"[:255])

@@ -282,3 +282,13 @@ def test_ledger_and_balance_agree_after_take_back_and_give_back(app_store, clien
     delivered(app_store, client, app_store.notice(transaction_id, "REFUND_REVERSED", at=later(2)), "given_back")
 
     assert ledger_sum() == account().balance_minor == 9900
+
+
+def test_a_refund_is_a_refund_even_if_its_transaction_carries_no_revocation_date(app_store, client):
+    transaction_id = app_store.buy()
+    verify(app_store, transaction_id)
+    unrevoked = app_store.news_transaction(transaction_id, revoked=False, at=later(1))
+
+    delivered(app_store, client, app_store.fake.notification("REFUND", unrevoked), "reversed")
+
+    assert account().balance_minor == 0
