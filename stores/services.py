@@ -219,7 +219,7 @@ def _post_credit(*, account: Account, row: StorePurchase, product: StoreProduct,
     """Credit a purchase row's uses (the account and the row locked by the caller), once."""
     uses = row.uses_credited
     label = Store(row.store).label
-    details = {
+    details: dict[str, object] = {
         "store": row.store,
         "store_purchase_id": str(row.pk),
         "order_id": row.order_id,
@@ -345,7 +345,7 @@ def _take_back(*, account: Account, row: StorePurchase, source: str) -> None:
     """Reverse a credited purchase (account and row locked by the caller)."""
     product = row.product
     assert product is not None
-    details = {
+    details: dict[str, object] = {
         "store": row.store,
         "store_purchase_id": str(row.pk),
         "order_id": row.order_id,
@@ -539,7 +539,7 @@ def _give_back(*, account: Account, row: StorePurchase, source: str) -> None:
     assert product is not None
     label = Store(row.store).label
     actor = f"{row.store}:{source}"[:255]
-    details = {
+    details: dict[str, object] = {
         "store": row.store,
         "store_purchase_id": str(row.pk),
         "order_id": row.order_id,
