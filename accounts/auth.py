@@ -216,13 +216,14 @@ def _failed(request: Request, detail: str, code: str) -> NoReturn:
 def _user_from_token(request: Request, token: str) -> UserPrincipal:
     """The user an ID token names; 401 for any token we refuse, 503 if its keys are out of reach.
 
-    Revocation is asked first, before the token is verified or anything about it reused.
-    An expired token is not counted as a failed attempt: the agent then refreshes it.
+    Nothing about a verified token is cached: every request verifies the signature, then asks
+    whether staff revoked it (after verifying, so forged tokens never reach the cache or the
+    database). An expired token is not counted as a failed attempt: the agent refreshes it.
     """
     try:
+        verified = id_tokens.verify_id_token(token)
         if is_revoked(id_tokens.token_sha256(token)):
             raise id_tokens.RevokedIdToken("The token has been revoked.")
-        verified = id_tokens.verify_id_token(token)
     except id_tokens.ExpiredIdToken as exc:
         raise exceptions.AuthenticationFailed(str(exc), code=exc.code) from exc
     except id_tokens.InvalidIdToken as exc:

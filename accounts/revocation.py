@@ -1,10 +1,11 @@
 """Revoking users' ID tokens, and asking whether one is revoked.
 
-Every request with a user token asks `is_revoked` before the token is verified or anything
-about it is reused. The answer is cached (in the shared cache) for
-REVOKED_TOKEN_CACHE_SECONDS; a revocation writes "revoked" into the cache after its commit,
-so it takes effect at once wherever the cache is shared (Redis), and within
-REVOKED_TOKEN_CACHE_SECONDS in other processes when each has its own (no REDIS_URL).
+Every request with a user token asks `is_revoked` once its signature checks out; nothing
+about a verified token is cached, so no cached verdict can answer before this check. The
+answer is cached (in the shared cache) for REVOKED_TOKEN_CACHE_SECONDS; a revocation writes
+"revoked" into the cache after its commit, so it takes effect at once wherever the cache is
+shared (Redis), and within REVOKED_TOKEN_CACHE_SECONDS in other processes when each has its
+own (no REDIS_URL).
 """
 
 from __future__ import annotations

@@ -92,6 +92,8 @@ BODIES: list[Any] = [
 
 
 class Body:
+    auth = None  # an API-key caller (a user token's identity would replace the body's)
+
     def __init__(self, data: Any):
         self.data = data
 

@@ -24,6 +24,7 @@ from accounts.models import Account, RevokedToken
 from devtools.apple_fake import AppleIdFake
 from devtools.google_fake import GoogleFake
 from devtools.jwks import new_rsa_key, private_pem
+from purchases.models import Purchase
 from tests.factories import create_api_key, funded_account, paid_purchase, staff_user, tool_product
 
 WEB_CLIENT = "ciris-web.apps.googleusercontent.com"
@@ -468,3 +469,17 @@ def test_the_schema_offers_user_tokens_only_where_they_are_accepted(client) -> N
     assert "UserToken" in security["transactions_by_identity"]
     assert "UserToken" not in security["charges_create"]
     assert "UserToken" not in security["credits_grant"]
+
+
+@pytest.mark.django_db
+def test_a_token_buys_a_pack_for_its_own_account_whatever_the_body_names(google, localstripe) -> None:
+    client = bearer(google.mint_id_token("7", aud=WEB_CLIENT, email="ana@example.com"))
+
+    response = client.post("/v1/billing/purchases", {**AGENT_BODY, "tenant_id": None, "return_url": "x"}, format="json")
+    status = client.get(f"/v1/billing/purchases/{response.json()['payment_id']}/status")
+
+    assert response.status_code == 201, response.content
+    assert status.status_code == 200
+    purchase = Purchase.objects.get()
+    assert (purchase.account.oauth_provider, purchase.account.external_id) == ("oauth:google", "7")
+    assert purchase.actor == "user:oauth:google:7"
