@@ -21,7 +21,6 @@ from devtools.google_fake import GoogleFake
 
 PACKAGE = "ai.ciris.mobile"
 WEB_CLIENT_ID = "ciris-web-client.apps.googleusercontent.com"
-PUBSUB_AUDIENCE = "http://127.0.0.1:8000/v1/billing/webhooks/google-play"
 PUBSUB_ACCOUNT = "play-rtdn@ciris-fake.iam.gserviceaccount.com"
 
 
@@ -46,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
             "messageId": secrets.token_hex(6),
         }
     }
-    pubsub_token = fake.mint_pubsub_token(aud=PUBSUB_AUDIENCE, email=PUBSUB_ACCOUNT)
+    audience = f"{args.server}/v1/billing/webhooks/google-play"  # the push subscription's audience
+    pubsub_token = fake.mint_pubsub_token(aud=audience, email=PUBSUB_ACCOUNT)
 
     print(f"Google fake on {fake.url}. Start the billing server with:\n")
     print(f"  export GOOGLE_PLAY_SERVICE_ACCOUNT_FILE={args.service_account}")
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  export GOOGLE_PLAY_PACKAGE_NAMES={PACKAGE}")
     print(f"  export GOOGLE_OAUTH_JWKS_URL={fake.jwks_url}")
     print(f"  export GOOGLE_OAUTH_CLIENT_IDS={WEB_CLIENT_ID}")
-    print(f"  export GOOGLE_PLAY_PUBSUB_AUDIENCE={PUBSUB_AUDIENCE}")
+    print(f"  export GOOGLE_PLAY_PUBSUB_AUDIENCE={audience}")
     print(f"  export GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT={PUBSUB_ACCOUNT}")
     print("\nVerify the sample purchase as the signed-in user (run it twice: the second is a replay):\n")
     print(

@@ -50,7 +50,8 @@ class ToolPurchaseVerifyOut(serializers.Serializer):
 
 
 class PubSubMessageIn(serializers.Serializer):
-    data = serializers.CharField(required=False, allow_blank=True, max_length=65536)
+    # Pub/Sub's field name (DRF moves declared fields off the class; the stubs do not know).
+    data = serializers.CharField(required=False, allow_blank=True, max_length=65536)  # type: ignore[assignment]
     messageId = serializers.CharField(max_length=255)
     message_id = serializers.CharField(required=False, max_length=255)
     publishTime = serializers.CharField(required=False, max_length=64)

@@ -19,6 +19,7 @@ from billing_site.api import COMMON_ERRORS, error, validated
 from billing_site.errors import BillingError
 from stores import serializers, webhooks
 from stores.errors import ToolPurchaseAlreadyProcessed
+from stores.google_play import PlayUnavailable
 from stores.models import Grants
 from stores.services import google_play_verify
 from tools.selectors import tool_balance
@@ -200,9 +201,11 @@ class ToolPurchaseVerifyView(APIView):
             oauth_provider=request.auth.provider, external_id=request.auth.sub, email=request.auth.email
         )
         packages = settings.GOOGLE_PLAY_PACKAGE_NAMES
+        if not packages:
+            raise PlayUnavailable("Google Play is not configured on this server (GOOGLE_PLAY_PACKAGE_NAMES).")
         verified = google_play_verify(
             identity=identity,
-            package_name=packages[0] if packages else "",
+            package_name=packages[0],
             product_id=data["product_id"],
             purchase_token=data["purchase_token"],
             actor=principal(request).actor,
@@ -235,6 +238,8 @@ class GooglePlayNotificationView(APIView):
 
     @extend_schema(
         operation_id="google_play_notifications",
+        # Authorization: Bearer, carrying Google's OIDC token for the push (not an API key).
+        auth=[{"BearerAuth": []}],
         summary="Google Play Real-time developer notifications (Pub/Sub push)",
         description=(
             "Authenticated by the push's OIDC token (Authorization: Bearer, signed by Google, aud "

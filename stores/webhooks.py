@@ -122,9 +122,10 @@ def handle_notification(*, message_id: str, data: str) -> str:
         kind, outcome = "test", "test"
     elif isinstance(voided, dict):
         kind = "voided_purchase"
-        token = voided.get("purchaseToken")
-        if not isinstance(token, str) or not token or len(token) > 4096:
+        named = voided.get("purchaseToken")
+        if not isinstance(named, str) or not named or len(named) > 4096:
             raise BadNotification("voidedPurchaseNotification without a purchaseToken.")
+        token = named
         order_id = voided.get("orderId")
         _, outcome = google_play_void(
             purchase_token=token,

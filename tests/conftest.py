@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from billing_site.ratelimit import reset_local_counters
 from tests.factories import create_api_key
-from tests.google_play import google, play  # noqa: F401  (fixtures)
+from tests.google_play import google_play_fake, play  # noqa: F401  (fixtures)
 from tests.stripe_fake import localstripe_url, stripe_settings  # noqa: F401  (fixtures)
 
 # pytest-django's live_server: loopback, on a port the OS picks when the server binds (a port

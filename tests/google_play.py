@@ -1,7 +1,7 @@
 """Fixtures for the Google Play tests: one GoogleFake per session, the service pointed at it
 through the same settings an operator sets, and the seeded store catalogue.
 
-tests/conftest.py imports the fixtures (`google`, `play`).
+tests/conftest.py imports the fixtures (`google_play_fake`, `play`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ WEBHOOK_URL = "/v1/billing/webhooks/google-play"
 
 
 @pytest.fixture(scope="session")
-def google() -> Iterator[GoogleFake]:
+def google_play_fake() -> Iterator[GoogleFake]:
     fake = GoogleFake().start()
     yield fake
     fake.stop()
@@ -74,7 +74,8 @@ class Play:
 
 
 @pytest.fixture
-def play(google: GoogleFake, settings: Any, tmp_path: Any, db: None) -> Play:
+def play(google_play_fake: GoogleFake, settings: Any, tmp_path: Any, db: None) -> Play:
+    google = google_play_fake
     account_file = tmp_path / "play-service-account.json"
     account_file.write_text(json.dumps(google.service_account_info()))
     settings.GOOGLE_PLAY_SERVICE_ACCOUNT_FILE = str(account_file)

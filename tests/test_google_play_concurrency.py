@@ -1,9 +1,11 @@
 """Twenty parallel verifications of one Play purchase token, over HTTP, each on its own
 PostgreSQL connection: the token is credited once (the unique constraint inside the credit
-transaction decides), every caller of its account hears 200, and the ledger agrees."""
+transaction decides), every caller of its account hears 200, and the ledger agrees; a
+refund racing the verifications ends with no credit, whichever wins."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -15,7 +17,7 @@ from ledger.models import EntryKind, LedgerEntry
 from stores.models import StorePurchase
 from tests.concurrency import run_in_parallel
 from tests.factories import create_api_key
-from tests.google_play import VERIFY_URL, verify_body
+from tests.google_play import PUBSUB_ACCOUNT, PUBSUB_AUDIENCE, VERIFY_URL, WEBHOOK_URL, verify_body
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.concurrency]
 
@@ -63,3 +65,32 @@ def test_parallel_verifies_of_one_token_from_two_accounts_credit_one_of_them(liv
     assert statuses.count(409) == 5  # every call of the account that lost
     assert LedgerEntry.objects.filter(kind=EntryKind.PURCHASE).count() == 1
     assert sum(Account.objects.values_list("balance_minor", flat=True)) == 249 * 100
+
+
+def test_a_refund_racing_the_verifies_ends_with_no_credit(live_server, play):
+    key = create_api_key(permissions="read,write")
+    user = {"oauth_provider": "oauth:google", "external_id": "racing-refund"}
+    token = play.buy("credits_100")
+    play.fake.void(token)
+    oidc = play.fake.mint_pubsub_token(aud=PUBSUB_AUDIENCE, email=PUBSUB_ACCOUNT)
+    data = base64.b64encode(json.dumps({"voidedPurchaseNotification": {"purchaseToken": token}}).encode()).decode()
+
+    def deliver(i: int) -> int:
+        if i % 2:
+            return post(live_server.url + VERIFY_URL, key, verify_body(user, token))[0]
+        push = urllib.request.Request(
+            live_server.url + WEBHOOK_URL,
+            data=json.dumps({"message": {"data": data, "messageId": f"m{i}"}}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {oidc}"},
+        )
+        with urllib.request.urlopen(push, timeout=60) as response:
+            return response.status
+
+    statuses = run_in_parallel(12, deliver)
+
+    assert set(statuses) <= {200, 400}
+    assert StorePurchase.objects.get(purchase_token=token).state == "voided"
+    account = Account.objects.filter(external_id="racing-refund").first()
+    assert account is None or account.balance_minor == 0
+    credits = LedgerEntry.objects.filter(kind=EntryKind.PURCHASE).count()
+    assert credits == LedgerEntry.objects.filter(kind=EntryKind.REFUND).count() <= 1

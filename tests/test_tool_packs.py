@@ -150,3 +150,11 @@ def test_a_user_token_replays_and_gets_409_for_another_users_token(play):
     assert mine.post(VERIFY_URL, verify_body({}, token), format="json").json()["already_processed"] is True
     assert theirs.post(VERIFY_URL, verify_body({}, token), format="json").status_code == 409
     assert LedgerEntry.objects.filter(kind=EntryKind.PURCHASE).count() == 1
+
+
+def test_tool_packs_without_a_configured_package_are_503(play, settings):
+    settings.GOOGLE_PLAY_PACKAGE_NAMES = []
+
+    response = play.signed_in().post(TOOL_VERIFY_URL, pack_body(play.buy("web_search_10")), format="json")
+
+    assert response.status_code == 503

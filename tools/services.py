@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from functools import partial
 
 from django.db import IntegrityError, transaction
@@ -253,7 +254,7 @@ def tool_allowance_grant(
 
 
 def tool_purchased_uses_add(
-    *, account: Account, product: ToolProduct, uses: int, actor: str, reason: str, details: dict[str, object]
+    *, account: Account, product: ToolProduct, uses: int, actor: str, reason: str, details: Mapping[str, object]
 ) -> tuple[LedgerEntry, ToolAllowance]:
     """Add uses bought in a store pack to the account's allowance of the tool (never capped).
 
@@ -287,7 +288,7 @@ def tool_purchased_uses_add(
 
 
 def tool_purchased_uses_take_back(
-    *, account: Account, product: ToolProduct, uses: int, actor: str, reason: str, details: dict[str, object]
+    *, account: Account, product: ToolProduct, uses: int, actor: str, reason: str, details: Mapping[str, object]
 ) -> tuple[LedgerEntry, int]:
     """Take back uses of a refunded tool pack, capped by the purchased uses left.
 
