@@ -14,7 +14,6 @@ from tests.app_store import VERIFY_URL
 from tests.factories import staff_user
 
 apple, app_store = fixtures.apple, fixtures.app_store
-google, play = google_play.google, google_play.play
 
 pytestmark = pytest.mark.django_db
 
