@@ -11,7 +11,10 @@ Apple is never reached from these machines, so this plays its parts, on loopback
   checks the caller's ES256 bearer token against the API key it handed out and, as Apple does,
   signs its answer when it gives it (a fresh signedDate); Production is served at the root
   and Sandbox under `/sandbox` (the service's APPLE_STOREKIT_API_URL);
-- Sign in with Apple ID tokens and their key set (`/auth/keys`).
+- Sign in with Apple ID tokens and their key set (`/auth/keys`);
+- for a walk-through, Apple's side of a refund: `POST /_fake/refund/{id}` (and
+  `/_fake/refund-reversed/{id}`) changes what the lookup answers and returns the notification
+  Apple would send.
 
 Run it alone for a walk-through: `python -m devtools.apple_fake --port 8432 --dir /tmp/apple`
 writes the root certificate and the API key where the service's configuration can name them.
@@ -227,6 +230,14 @@ class AppleFake:
         self.transactions[environment][transaction_id] = signed
         return signed
 
+    def restore(self, transaction_id: str, *, environment: str = PRODUCTION) -> str:
+        """Apple reversed the refund: the lookup answers the transaction without a revocation."""
+        current = jwt.decode(self.transactions[environment][transaction_id], options={"verify_signature": False})
+        kept = {k: v for k, v in current.items() if k not in ("revocationDate", "revocationReason")}
+        signed = self.chain.sign({**kept, "signedDate": _millis()})
+        self.transactions[environment][transaction_id] = signed
+        return signed
+
     def notification(
         self,
         notification_type: str,
@@ -362,6 +373,18 @@ def _handler(fake: AppleFake) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            """Play Apple's side of a refund for a walk-through: `/_fake/refund/{id}` and
+            `/_fake/refund-reversed/{id}` change what the lookup answers and return the
+            notification Apple would send, as the body to post to the service."""
+            fake.requests.append(("POST", self.path))
+            action, _, transaction_id = self.path.removeprefix("/_fake/").partition("/")
+            moves = {"refund": ("REFUND", fake.revoke), "refund-reversed": ("REFUND_REVERSED", fake.restore)}
+            if action not in moves or transaction_id not in fake.transactions[PRODUCTION]:
+                return self._answer(404, {"error": "unknown action or transaction"})
+            kind, move = moves[action]
+            return self._answer(200, {"signedPayload": fake.notification(kind, move(transaction_id))})
 
         def do_GET(self) -> None:
             fake.requests.append(("GET", self.path))

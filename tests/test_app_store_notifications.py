@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 
 import jwt
@@ -292,3 +293,17 @@ def test_a_refund_is_a_refund_even_if_its_transaction_carries_no_revocation_date
     delivered(app_store, client, app_store.fake.notification("REFUND", unrevoked), "reversed")
 
     assert account().balance_minor == 0
+
+
+def test_the_walk_through_refund_and_its_reversal_through_the_fakes_own_endpoints(app_store, client):
+    transaction_id = app_store.buy()
+    verify(app_store, transaction_id)
+
+    for action, outcome, balance in (("refund", "reversed", 0), ("refund-reversed", "given_back", 9900)):
+        request = urllib.request.Request(f"{app_store.fake.url}/_fake/{action}/{transaction_id}", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+        delivered(app_store, client, body["signedPayload"], outcome)
+        assert account().balance_minor == balance
+    # and the lookup follows: a verify now agrees
+    assert verify(app_store, transaction_id)["already_processed"] is True
