@@ -90,6 +90,7 @@ class UserAppStoreVerifyView(APIView):
 
     @extend_schema(
         operation_id="user_apple_storekit_verify",
+        auth=[{"UserToken": []}],  # an API key is refused here
         summary="Credit an App Store purchase (the iOS app; once per transaction)",
         description=DESCRIPTION
         + "User token only (Authorization: Bearer <Apple or Google ID token>): the account is the "
@@ -193,6 +194,7 @@ class AppStoreNotificationView(APIView):
 
     @extend_schema(
         operation_id="apple_storekit_notifications",
+        auth=[],  # no credentials: Apple's signature on the payload is what is checked
         summary="App Store Server Notifications V2",
         description=(
             "The signedPayload is verified against APPLE_STOREKIT_ROOT_CERTIFICATES for our bundle id "
