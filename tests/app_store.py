@@ -26,7 +26,7 @@ USER_VERIFY_URL = "/v1/user/apple-storekit/verify"
 VERIFY_URL = "/v1/billing/apple-storekit/verify"
 WEBHOOK_URL = "/v1/billing/webhooks/apple-storekit"
 
-_ids = itertools.count(2000000123456789)
+_ids = itertools.count(2000000200000001)
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +42,16 @@ class AppStore:
 
     fake: AppleFake
 
-    def buy(self, product_id: str = CREDITS_100, *, environment: str = PRODUCTION, **fields: Any) -> str:
+    def buy(
+        self,
+        product_id: str = CREDITS_100,
+        *,
+        environment: str = PRODUCTION,
+        transaction_id: str | None = None,
+        **fields: Any,
+    ) -> str:
         """A purchase Apple knows of; returns its transactionId (a string of digits)."""
-        transaction_id = str(next(_ids))
+        transaction_id = transaction_id or str(next(_ids))
         self.fake.add_transaction(transaction_id, product_id, environment=environment, **fields)
         return transaction_id
 

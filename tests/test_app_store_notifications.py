@@ -307,3 +307,21 @@ def test_the_walk_through_refund_and_its_reversal_through_the_fakes_own_endpoint
         assert account().balance_minor == balance
     # and the lookup follows: a verify now agrees
     assert verify(app_store, transaction_id)["already_processed"] is True
+
+
+def test_a_refund_of_a_purchase_spent_entirely_and_its_reversal_move_nothing_but_record_it(
+    app_store, client, api, settings
+):
+    settings.BILLING_FREE_USES = 0
+    transaction_id = app_store.buy()
+    verify(app_store, transaction_id)
+    identity = {"oauth_provider": "oauth:apple", "external_id": SUB}
+    assert api.post("/v1/billing/charges", charge_body(identity, "all", amount=9900), format="json").status_code == 201
+
+    delivered(app_store, client, app_store.notice(transaction_id, "REFUND", at=later(1)), "reversed")
+    assert (row(transaction_id).reversed_minor, row(transaction_id).shortfall_minor) == (0, 9900)
+    delivered(app_store, client, app_store.notice(transaction_id, "REFUND_REVERSED", at=later(2)), "given_back")
+
+    assert account().balance_minor == 0
+    assert row(transaction_id).state == PurchaseState.CREDITED
+    assert ledger_sum() == 0

@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import pytest
+from rest_framework.test import APIClient
 
 from accounts.models import Account
 from devtools.apple_fake import SANDBOX, CertificateChain
 from ledger.models import EntryKind, LedgerEntry
 from stores.models import PurchaseState, Store, StorePurchase
 from tests import app_store as fixtures
-from tests.app_store import CREDITS_100, USER_VERIFY_URL, VERIFY_URL
+from tests.app_store import BUNDLE_ID, CREDITS_100, USER_VERIFY_URL, VERIFY_URL
 
 apple, app_store = fixtures.apple, fixtures.app_store
 
@@ -29,10 +30,18 @@ def credited_minor() -> int:
 
 
 def test_the_ios_apps_exact_request_credits_the_purchase(app_store):
-    transaction_id = app_store.buy(CREDITS_100)
-    assert transaction_id.isdigit()
+    app_store.buy(CREDITS_100, transaction_id="2000000123456789")
+    token = app_store.fake.mint_id_token("001234.abcd.5678", aud=BUNDLE_ID, email="user@privaterelay.appleid.com")
+    ios = APIClient()
 
-    response = app_store.user_client().post(USER_VERIFY_URL, {"transaction_id": transaction_id}, format="json")
+    # StoreKitManager.swift: POST, Authorization: Bearer <Apple ID token>, the id as a JSON string.
+    response = ios.post(
+        USER_VERIFY_URL,
+        data=b'{"transaction_id":"2000000123456789"}',
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    transaction_id = "2000000123456789"
 
     assert response.status_code == 200, response.content
     body = response.json()
