@@ -70,6 +70,27 @@ class ToolPurchaseAlreadyProcessed(BillingError):
         super().__init__("Purchase already processed")
 
 
+class UserTokenRequired(BillingError):
+    """A route for the signed-in user (tool packs): an API key may not act there."""
+
+    status_code = 403
+    code = "user_token_required"
+
+
+class IdentityRequired(BillingError):
+    """An API key names the user in the body; a user token carries its own identity."""
+
+    status_code = 422
+    code = "validation_error"
+
+    def __init__(self) -> None:
+        message = "Required with an API key (a user token carries its own identity)."
+        super().__init__(
+            "oauth_provider, external_id: " + message,
+            extra={"errors": {"oauth_provider": [message], "external_id": [message]}},
+        )
+
+
 class _Invalid(BillingError):
     """422 naming the field, like any validation error."""
 

@@ -16,30 +16,12 @@ from accounts.auth import UserPrincipal, principal
 from accounts.identity import Identity, identity_from
 from accounts.models import Scope
 from billing_site.api import COMMON_ERRORS, error, validated
-from billing_site.errors import BillingError
 from stores import serializers, webhooks
-from stores.errors import ToolPurchaseAlreadyProcessed
+from stores.errors import IdentityRequired, ToolPurchaseAlreadyProcessed, UserTokenRequired
 from stores.google_play import PlayUnavailable
 from stores.models import Grants
 from stores.services import google_play_verify
 from tools.selectors import tool_balance
-
-
-class UserTokenRequired(BillingError):
-    status_code = 403
-    code = "user_token_required"
-
-
-class IdentityRequired(BillingError):
-    status_code = 422
-    code = "validation_error"
-
-    def __init__(self) -> None:
-        message = "Required with an API key (a user token carries its own identity)."
-        super().__init__(
-            "oauth_provider, external_id: " + message,
-            extra={"errors": {"oauth_provider": [message], "external_id": [message]}},
-        )
 
 
 def caller_identity(request: Request, data: dict[str, Any]) -> Identity:

@@ -118,8 +118,11 @@ def handle_notification(*, message_id: str, data: str) -> str:
     notification = _developer_notification(data)
     voided = notification.get("voidedPurchaseNotification")
     token = ""
+    package = notification.get("packageName")
     if "testNotification" in notification:
         kind, outcome = "test", "test"
+    elif isinstance(package, str) and package not in settings.GOOGLE_PLAY_PACKAGE_NAMES:
+        kind, outcome = "other_package", "ignored"  # another app's topic shared with ours
     elif isinstance(voided, dict):
         kind = "voided_purchase"
         named = voided.get("purchaseToken")

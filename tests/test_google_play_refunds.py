@@ -204,3 +204,14 @@ def test_every_delivery_order_ends_in_the_same_balance(api, play, order):
     credits = LedgerEntry.objects.filter(kind=EntryKind.PURCHASE, details__store_purchase_id__isnull=False)
     refunds = LedgerEntry.objects.filter(kind=EntryKind.REFUND, details__store="google_play")
     assert credits.count() == refunds.count() <= 1
+
+
+def test_a_notification_for_another_apps_package_is_ignored(api, user, play):
+    token = play.buy()
+    api.post(VERIFY_URL, verify_body(user, token), format="json")
+    voided = {"purchaseToken": token, "orderId": "GPA.x", "productType": 2, "refundType": 1}
+
+    response = play.push(api, {"packageName": "com.someone.else", "voidedPurchaseNotification": voided})
+
+    assert response.json()["outcome"] == "ignored"
+    assert account_of(user).balance_minor == 9900
