@@ -20,14 +20,15 @@ from billing_site.api import COMMON_ERRORS, error, validated
 from billing_site.errors import BillingError
 from stores import app_store, serializers
 from stores.errors import (
+    IdentityRequired,
     PurchaseInvalid,
     PurchaseNotFound,
     PurchaseOfAnotherAccount,
     PurchaseVoided,
     UnknownStoreProduct,
+    UserTokenRequired,
 )
 from stores.services import Verified, app_store_notification_apply, app_store_verify
-from stores.views import IdentityRequired, UserTokenRequired
 from stores.webhooks import BadNotification, NotificationOut
 
 # What makes a transaction not creditable: the iOS app hears success false (and keeps the
