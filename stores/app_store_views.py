@@ -91,7 +91,8 @@ class UserAppStoreVerifyView(APIView):
 
     @extend_schema(
         operation_id="user_apple_storekit_verify",
-        auth=[{"UserToken": []}],  # an API key is refused here
+        # Only the user token: an API key is refused here (spectacular takes requirement dicts).
+        auth=[{"UserToken": []}],  # type: ignore[list-item]
         summary="Credit an App Store purchase (the iOS app; once per transaction)",
         description=DESCRIPTION
         + "User token only (Authorization: Bearer <Apple or Google ID token>): the account is the "
