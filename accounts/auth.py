@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn, cast
@@ -83,14 +84,18 @@ class ApiPrincipal:
         rank = _RANK[scope]
         return any(_RANK.get(s, 0) >= rank for s in self.scopes)
 
+    def own_input(self, data: Any) -> Any:
+        """An agent's key names the user in the input: unchanged (see UserPrincipal.own_input)."""
+        return data
+
 
 @dataclass(frozen=True)
 class UserPrincipal:
     """A signed-in end user (a verified Google or Apple ID token): acts on its own account only.
 
     It carries no scopes: HasApiScope lets it through only on views that declare
-    `user_tokens_allowed`, and accounts.identity puts its identity in place of any the
-    request names. Its account has no tenant.
+    `user_tokens_allowed`, and `own_input` puts its identity in place of any the request
+    names. Its account has no tenant.
     """
 
     provider: str
@@ -107,6 +112,21 @@ class UserPrincipal:
     def pk(self) -> str:
         # DRF's throttles identify an authenticated user by pk.
         return self.actor
+
+    def own_input(self, data: Any) -> Any:
+        """The request's input (body or query string) with this user's identity in it.
+
+        The one rule for user tokens: the identity comes from the token, never the request.
+        Whatever identity the input names is replaced (so a client may also leave it out),
+        with no tenant and the token's email as the customer's. The input helpers call this
+        on every caller before validating, then `identity_from` works as for any caller.
+        """
+        if not isinstance(data, Mapping):
+            return data  # not an object: validation refuses it
+        own = {"oauth_provider": self.provider, "external_id": self.sub, "tenant_id": None}
+        if self.email:
+            own["customer_email"] = self.email
+        return {**{key: data[key] for key in data}, **own}
 
 
 Principal = ApiPrincipal | UserPrincipal

@@ -134,15 +134,9 @@ def _provider_for(token: str) -> tuple[Provider, str]:
     raise InvalidIdToken("The token's issuer is not accepted.")
 
 
-def verify_id_token(token: str) -> VerifiedIdToken:
-    """The user a Google or Apple ID token names, once its signature and claims check out.
-
-    Raises InvalidIdToken (or ExpiredIdToken) for every token we refuse, and KeySetUnavailable
-    when the provider's keys cannot be fetched.
-    """
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidIdToken("The token is malformed.")
-    provider, kid = _provider_for(token)
+def _signed_claims(token: str, provider: Provider, kid: str) -> dict[str, Any]:
+    """The token's claims once its RS256 signature (by the provider's key `kid`), issuer,
+    audience and times check out."""
     client = jwks_client(provider.jwks_url)
     unavailable = KeySetUnavailable(f"The {provider.name} signing keys could not be fetched.")
     try:
@@ -156,7 +150,7 @@ def verify_id_token(token: str) -> VerifiedIdToken:
     except jwt.PyJWTError as exc:  # PyJWKClientError: not in the set, even after a refetch
         raise InvalidIdToken("The token's signing key is unknown.") from exc
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             signing_key.key,
             algorithms=["RS256"],
@@ -169,6 +163,19 @@ def verify_id_token(token: str) -> VerifiedIdToken:
         raise ExpiredIdToken("The token has expired.") from exc
     except jwt.PyJWTError as exc:
         raise InvalidIdToken(f"The token is not valid: {exc}") from exc
+    return claims
+
+
+def verify_id_token(token: str) -> VerifiedIdToken:
+    """The user a Google or Apple ID token names, once its signature and claims check out.
+
+    Raises InvalidIdToken (or ExpiredIdToken) for every token we refuse, and KeySetUnavailable
+    when the provider's keys cannot be fetched.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidIdToken("The token is malformed.")
+    provider, kid = _provider_for(token)
+    claims = _signed_claims(token, provider, kid)
     sub, email = claims.get("sub"), claims.get("email")
     if not isinstance(sub, str) or not sub or len(sub) > 255:
         raise InvalidIdToken("The token names no user.")
@@ -177,3 +184,22 @@ def verify_id_token(token: str) -> VerifiedIdToken:
         sub=sub,
         email=email if isinstance(email, str) and len(email) <= 254 else "",
     )
+
+
+def verify_google_token(token: str, *, audience: str) -> dict[str, Any]:
+    """The claims of a Google-signed OIDC token for `audience` (a Pub/Sub push's
+    `Authorization: Bearer`), verified like a user's ID token against GOOGLE_OAUTH_JWKS_URL.
+
+    Same errors as verify_id_token; the caller checks the claims it cares about (`email`).
+    """
+    if len(token) > MAX_TOKEN_LENGTH or not looks_like_id_token(token) or not audience:
+        raise InvalidIdToken("The token is malformed.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidIdToken("The token is malformed.") from exc
+    kid = header.get("kid")
+    if header.get("alg") != "RS256" or not isinstance(kid, str) or not kid:
+        raise InvalidIdToken("The token must be signed with RS256 by a named key.")
+    google = Provider(GOOGLE, GOOGLE_ISSUERS, (audience,), settings.GOOGLE_OAUTH_JWKS_URL)
+    return _signed_claims(token, google, kid)

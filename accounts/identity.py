@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,22 +59,6 @@ def identity_from(data: dict[str, Any], *, key_tenant_id: str) -> Identity:
         wa_id=data.get("wa_id") or "",
         email=data.get("customer_email") or "",
     )
-
-
-def identity_input(data: Any, *, caller: object) -> Any:
-    """The request's input (body or query string), with a user token's own identity in it.
-
-    The one rule for user tokens: the identity comes from the token, never the request.
-    Whatever identity the input names is replaced (so a client may also leave it out), with
-    no tenant and the token's email as the customer's. An API key's input is unchanged: the
-    agent names the user. Validate what this returns, then `identity_from` as for any caller.
-    """
-    if not isinstance(caller, UserPrincipal) or not isinstance(data, Mapping):
-        return data
-    own = {"oauth_provider": caller.provider, "external_id": caller.sub, "tenant_id": None}
-    if caller.email:
-        own["customer_email"] = caller.email
-    return {**{key: data[key] for key in data}, **own}
 
 
 def user_owns(account: Account, *, caller: object) -> bool:

@@ -12,8 +12,6 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.identity import identity_input
-
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
     """Each view has one renderer (JSON for the API): use it whatever the Accept header
@@ -50,8 +48,11 @@ COMMON_ERRORS = {
 
 
 def validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused."""
-    data = identity_input(request.data, caller=request.auth)  # a user token's identity is its own
+    """Validate the body (raising 422 on errors); unknown fields are dropped, not refused.
+
+    The caller's `own_input` first: a user token's identity replaces any the body names."""
+    own_input = getattr(request.auth, "own_input", None)
+    data = own_input(request.data) if own_input is not None else request.data
     validate_body = getattr(serializer_class, "validate_body", None)  # accounts.serializers.ShallowFieldsMixin
     if validate_body is not None:
         return validate_body(data)  # type: ignore[no-any-return]

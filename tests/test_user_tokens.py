@@ -483,3 +483,15 @@ def test_a_token_buys_a_pack_for_its_own_account_whatever_the_body_names(google,
     purchase = Purchase.objects.get()
     assert (purchase.account.oauth_provider, purchase.account.external_id) == ("oauth:google", "7")
     assert purchase.actor == "user:oauth:google:7"
+
+
+def test_a_pubsub_push_token_verifies_for_its_audience_only(google) -> None:
+    from accounts.id_tokens import InvalidIdToken, verify_google_token
+
+    token = google.mint_pubsub_token(aud="https://billing.example/rtdn", email="push@ciris.iam.gserviceaccount.com")
+
+    claims = verify_google_token(token, audience="https://billing.example/rtdn")
+    with pytest.raises(InvalidIdToken):
+        verify_google_token(token, audience="https://billing.example/other")
+
+    assert claims["email"] == "push@ciris.iam.gserviceaccount.com"

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import principal
-from accounts.identity import Identity, identity_from, identity_input
+from accounts.identity import Identity, identity_from
 from accounts.models import Scope
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error, validated
 from billing_site.errors import BillingError
@@ -46,7 +46,7 @@ READ_ERRORS = {422: error("Missing identity, or an unknown or inactive product."
 
 def _query_identity(request: Request) -> Identity:
     """The identity in the query string (422 with field errors), under the key's tenant rules."""
-    serializer = serializers.ToolIdentityQuery(data=identity_input(request.query_params, caller=request.auth))
+    serializer = serializers.ToolIdentityQuery(data=principal(request).own_input(request.query_params))
     serializer.is_valid(raise_exception=True)
     return identity_from(serializer.validated_data, key_tenant_id=principal(request).tenant_id)
 

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import principal
-from accounts.identity import identity_from, identity_input
+from accounts.identity import identity_from
 from accounts.models import Scope
 from accounts.views import visible_account
 from billing_site.api import COMMON_ERRORS, IDENTITY_EXAMPLE, error
@@ -184,7 +184,7 @@ class TransactionsView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        query = TransactionsQuery(data=identity_input(request.query_params, caller=request.auth))
+        query = TransactionsQuery(data=principal(request).own_input(request.query_params))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         identity = identity_from(data, key_tenant_id=principal(request).tenant_id)
