@@ -234,8 +234,8 @@ class GooglePlayNotificationView(APIView):
         responses={
             200: webhooks.NotificationOut,
             400: error("Not a Pub/Sub push, or its data is not a DeveloperNotification."),
-            401: error("No valid OIDC token from the configured push service account."),
-            503: error("Google's keys cannot be fetched, or notifications are not configured."),
+            401: error("No valid OIDC token from the configured push service account (or none configured)."),
+            503: error("Google's keys cannot be fetched (see Retry-After): Pub/Sub delivers again."),
         },
         examples=[
             OpenApiExample(

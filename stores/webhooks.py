@@ -61,7 +61,10 @@ def verify_push_token(authorization: str) -> dict[str, Any]:
     audience = settings.GOOGLE_PLAY_PUBSUB_AUDIENCE
     email = settings.GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT
     if not audience or not email:
-        raise ServiceUnavailable("Google Play notifications are not configured on this server.", retry_after=300)
+        # No push token can be valid: nothing says whose or for whom (and no subscription
+        # should point here). Logged, so an operator who forgot the settings sees it.
+        logger.warning("google play notification refused: GOOGLE_PLAY_PUBSUB_* not configured")
+        raise _unauthorized("Google Play notifications are not configured on this server.")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or token.count(".") != 2:
         raise _unauthorized("A Pub/Sub OIDC token is required (Authorization: Bearer).")

@@ -215,3 +215,12 @@ def test_a_notification_for_another_apps_package_is_ignored(api, user, play):
 
     assert response.json()["outcome"] == "ignored"
     assert account_of(user).balance_minor == 9900
+
+
+def test_a_push_to_a_server_without_notification_settings_is_401(api, play, settings):
+    settings.GOOGLE_PLAY_PUBSUB_AUDIENCE = ""
+
+    response = play.push(api, {"testNotification": {}})
+
+    assert response.status_code == 401
+    assert "not configured" in response.json()["detail"]
