@@ -5,16 +5,20 @@
 - a voided purchase that was credited has its reversal entry, and that entry took what the
   row records (the rest is its shortfall: taken + shortfall = what was credited);
 - a purchase voided before it was verified has no entries at all;
+- the entries naming a purchase add up to what it holds now (an App Store purchase may be
+  refunded and restored more than once: all its refunds and restorations count);
 - no store credit or store refund entry names a purchase we do not hold.
 """
 
 from __future__ import annotations
 
+from django.db.models import Subquery, Sum, TextField
 from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from backoffice.findings import Discrepancy, reverse_credit_command
 from ledger.models import EntryKind, LedgerEntry
-from stores.models import Grants, PurchaseState, StorePurchase
+from stores.models import Grants, PurchaseState, Store, StorePurchase
 
 
 def _subject(row: StorePurchase) -> str:
@@ -56,8 +60,23 @@ def _reversal_problem(row: StorePurchase) -> str | None:
     return None
 
 
+def _net_problem(row: StorePurchase, nets: dict[str, int]) -> str | None:
+    held = (row.credit_minor if row.credit_entry_id else 0) - (
+        row.reversed_minor if row.state == PurchaseState.VOIDED else 0
+    )
+    net = nets.get(str(row.pk), 0)
+    return f"its ledger entries add up to {net} minor units, the row holds {held}" if net != held else None
+
+
 def check_store_purchases() -> list[Discrepancy]:
     found = []
+    nets = {
+        entry["store_purchase"]: entry["net"]
+        for entry in LedgerEntry.objects.annotate(store_purchase=KT("details__store_purchase_id"))
+        .filter(store_purchase__isnull=False)
+        .values("store_purchase")
+        .annotate(net=Sum("balance_delta_minor"))
+    }
     rows = StorePurchase.objects.select_related("product", "credit_entry", "reversal_entry", "account").order_by(
         "created_at"
     )
@@ -66,15 +85,25 @@ def check_store_purchases() -> list[Discrepancy]:
             problem = _credit_problem(row)
         else:
             problem = _reversal_problem(row)
+        problem = problem or _net_problem(row, nets)
         if problem:
             found.append(Discrepancy("store_purchase", _subject(row), problem))
 
     referenced = set(StorePurchase.objects.exclude(credit_entry=None).values_list("credit_entry_id", flat=True))
     referenced |= set(StorePurchase.objects.exclude(reversal_entry=None).values_list("reversal_entry_id", flat=True))
+    app_store_rows = StorePurchase.objects.filter(store=Store.APP_STORE).annotate(text_id=Cast("id", TextField()))
     store_entries = (
-        LedgerEntry.objects.annotate(store=KT("details__store"))
-        .filter(store__isnull=False, kind__in=[EntryKind.PURCHASE, EntryKind.REFUND, EntryKind.TOOL_GRANT])
+        LedgerEntry.objects.annotate(store=KT("details__store"), store_purchase=KT("details__store_purchase_id"))
+        .filter(
+            store__isnull=False,
+            kind__in=[EntryKind.PURCHASE, EntryKind.REFUND, EntryKind.REFUND_REVERSAL, EntryKind.TOOL_GRANT],
+        )
         .exclude(pk__in=referenced)
+        # An App Store purchase's earlier refunds and restorations (the net check above sums them).
+        .exclude(
+            kind__in=[EntryKind.REFUND, EntryKind.REFUND_REVERSAL],
+            store_purchase__in=Subquery(app_store_rows.values("text_id")),
+        )
         .select_related("account")
         .order_by("id")
     )

@@ -297,6 +297,27 @@ GOOGLE_PLAY_TIMEOUT_S = env.float("GOOGLE_PLAY_TIMEOUT_S", default=10.0)
 GOOGLE_PLAY_PUBSUB_AUDIENCE = env.str("GOOGLE_PLAY_PUBSUB_AUDIENCE", default="")
 GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT = env.str("GOOGLE_PLAY_PUBSUB_SERVICE_ACCOUNT", default="")
 
+# --- App Store (stores app) -----------------------------------------------------------
+# Unset key or roots: App Store verification answers 503 until configured.
+APPLE_STOREKIT_KEY_ID = env.str("APPLE_STOREKIT_KEY_ID", default="")
+APPLE_STOREKIT_ISSUER_ID = env.str("APPLE_STOREKIT_ISSUER_ID", default="")
+APPLE_STOREKIT_PRIVATE_KEY_FILE = env.str("APPLE_STOREKIT_PRIVATE_KEY_FILE", default="")
+APPLE_STOREKIT_BUNDLE_ID = env.str("APPLE_STOREKIT_BUNDLE_ID", default="")
+APPLE_STOREKIT_APP_APPLE_ID = env.int("APPLE_STOREKIT_APP_APPLE_ID", default=None)
+APPLE_STOREKIT_ENVIRONMENT = env.str("APPLE_STOREKIT_ENVIRONMENT", default="Production")
+if APPLE_STOREKIT_ENVIRONMENT not in ("Production", "Sandbox"):
+    raise ImproperlyConfigured("APPLE_STOREKIT_ENVIRONMENT must be Production or Sandbox.")
+# Apple's Root CA - G3 (DER or PEM files, comma-separated): the library does not ship it.
+APPLE_STOREKIT_ROOT_CERTIFICATES = env.list("APPLE_STOREKIT_ROOT_CERTIFICATES", default=[])
+# Replaces Apple's API host (a local fake): Production at the URL, Sandbox under /sandbox.
+APPLE_STOREKIT_API_URL = env.str("APPLE_STOREKIT_API_URL", default="")
+# Production first; look a transaction up in the Sandbox when Production does not know it
+# (App Review buys there, and so can TestFlight testers, for free): off unless asked for.
+APPLE_STOREKIT_SANDBOX_FALLBACK = env.bool("APPLE_STOREKIT_SANDBOX_FALLBACK", default=False)
+# Revocation (OCSP) checks of Apple's chain, a call to Apple per new chain: on, as Apple
+# advises; off only for a local fake, whose test certificates name no OCSP responder.
+APPLE_STOREKIT_ONLINE_CHECKS = env.bool("APPLE_STOREKIT_ONLINE_CHECKS", default=True)
+
 # --- Stripe (dj-stripe) ---------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")

@@ -12,6 +12,8 @@ os.environ.setdefault("STRIPE_SECRET_KEY", "sk_test_cirisbillingtests0000000000"
 os.environ.setdefault("STRIPE_PUBLISHABLE_KEY", "pk_test_cirisbillingtests0000000000")
 os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_cirisbillingtests0000000000")
 os.environ.setdefault("STRIPE_API_HOST", "http://127.0.0.1:9")
+# The Apple fake's test chain names no OCSP responder (tests/apple.py configures the rest).
+os.environ.setdefault("APPLE_STOREKIT_ONLINE_CHECKS", "0")
 
 from billing_site.settings import *  # noqa: F403
 

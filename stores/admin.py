@@ -59,6 +59,8 @@ class StorePurchaseAdmin(ReadOnlyAdmin):
         "consume_error",
         "consumed_at",
         "void_source",
+        "store_revoked",
+        "news_signed_at",
         "credit_entry",
         "reversal_entry",
         "actor",

@@ -1,7 +1,8 @@
 """Refusals of store purchase verification (mapped to HTTP by billing_site.exceptions).
 
-The 400 codes are the ones the clients and DESIGN name: purchase_pending,
-purchase_cancelled, purchase_not_found, purchase_voided.
+The 400 codes are the ones the clients know: purchase_pending, purchase_cancelled,
+purchase_not_found, purchase_voided; and purchase_invalid (App Store signed data that does
+not verify for our bundle id and environment).
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ class PurchaseVoided(BillingError):
 
     def __init__(self) -> None:
         super().__init__("The purchase was refunded or voided: it is not credited.")
+
+
+class PurchaseInvalid(BillingError):
+    """Signed data that did not verify for this app and environment (never creditable)."""
+
+    status_code = 400
+    code = "purchase_invalid"
+
+    def __init__(self) -> None:
+        super().__init__("The store's signed transaction is not for this app or environment.")
 
 
 class PurchaseOfAnotherAccount(BillingError):

@@ -18,6 +18,7 @@ VERIFY_RESULTS = (
     "not_found",
     "voided",
     "other_account",
+    "invalid_signature",
     "invalid",
     "inactive",
     "unavailable",
@@ -26,7 +27,7 @@ VERIFY_RESULTS = (
 STORE_VERIFICATIONS = Counter(
     "billing_store_verifications",
     "Store purchase verifications by store and result: credited, already_processed (a replay), pending, "
-    "cancelled, not_found, voided (400s), other_account (409), invalid (422), inactive (403), "
+    "cancelled, not_found, voided, invalid_signature (400s), other_account (409), invalid (422), inactive (403), "
     "unavailable (503: the store down or not configured).",
     ["store", "result"],
 )
@@ -42,11 +43,19 @@ STORE_VOIDS = Counter(
     ["store", "result"],
 )
 
+STORE_NOTIFICATIONS = Counter(
+    "billing_store_notifications",
+    "Store notifications by store and outcome: reversed, given_back, credited, before_credit (news kept "
+    "for a purchase nobody verified yet), unchanged, stale (older than the news applied), ignored, duplicate.",
+    ["store", "outcome"],
+)
+
 _CODE_RESULTS = {
     "purchase_pending": "pending",
     "purchase_cancelled": "cancelled",
     "purchase_not_found": "not_found",
     "purchase_voided": "voided",
+    "purchase_invalid": "invalid_signature",
     "purchase_of_another_account": "other_account",
     "already_processed": "already_processed",
 }
@@ -70,3 +79,7 @@ def observe_consume(*, store: str, result: str) -> None:
 
 def observe_void(*, store: str, result: str) -> None:
     STORE_VOIDS.labels(store=store, result=result).inc()
+
+
+def observe_notification(*, store: str, outcome: str) -> None:
+    STORE_NOTIFICATIONS.labels(store=store, outcome=outcome).inc()

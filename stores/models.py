@@ -3,7 +3,10 @@
 A StorePurchase is keyed by (store, purchase token): the unique constraint, hit inside the
 credit transaction, is what makes any number of verifications of one token credit once. A
 refund (Google's voided purchase) may arrive before the purchase is verified: the row is
-then written voided, with no account, and the token can never be credited afterwards.
+then written voided, with no account, and the token can never be credited afterwards. An
+App Store row (the token is Apple's transactionId) follows Apple's latest signed news instead,
+since Apple can reverse a refund: credited iff an account verified it and that news says
+it is not revoked.
 """
 
 from __future__ import annotations
@@ -109,6 +112,12 @@ class StorePurchase(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="store_purchase_reversed",
+    )
+    # The App Store's news of the transaction (the lookup at a verify, each notification), applied
+    # only when signed later than the news applied before: any delivery order converges.
+    store_revoked = models.BooleanField(default=False, help_text="The store's latest news: refunded or revoked.")
+    news_signed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the store signed the latest news applied (older news is ignored)."
     )
     actor = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

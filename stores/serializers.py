@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from billing_site.fields import LenientEmailField, TextField, identifier, optional_identifier
@@ -71,3 +72,47 @@ def google_play_verify_out(*, purchase: Any, account: Any, already_processed: bo
         "order_id": purchase.order_id,
         "account_id": str(account.pk),
     }
+
+
+def transaction_id_field(**kwargs: Any) -> TextField:
+    return TextField(
+        max_length=32,
+        validators=[RegexValidator(r"^[0-9]+\Z", "A StoreKit transaction id: decimal digits, as a string.")],
+        help_text='StoreKit 2\'s transaction id, as a string, e.g. "2000000123456789".',
+        **kwargs,
+    )
+
+
+class UserAppStoreVerifyIn(serializers.Serializer):
+    """The iOS app's body (the identity is the ID token's)."""
+
+    transaction_id = transaction_id_field()
+
+
+class AppStoreVerifyIn(serializers.Serializer):
+    """With an API key the identity is the body's; with a user token it is the token's."""
+
+    oauth_provider = optional_identifier(help_text='Required with an API key, e.g. "oauth:apple".')
+    external_id = optional_identifier(help_text="Required with an API key: the user's OAuth id.")
+    tenant_id = optional_identifier(help_text="Tenant (B2B), with an API key.")
+    transaction_id = transaction_id_field()
+
+
+class AppStoreVerifyOut(serializers.Serializer):
+    success = serializers.BooleanField(help_text="The iOS app finishes the transaction only when true.")
+    credits_added = serializers.IntegerField(help_text="Uses the purchase added (the original's on a replay), else 0.")
+    new_balance = serializers.IntegerField(help_text="The account's credits_remaining (uses) now.")
+    already_processed = serializers.BooleanField(help_text="True on a replay of a transaction already credited.")
+    transaction_id = serializers.CharField()
+    error = serializers.CharField(required=False, help_text="Why not (only when success is false).")
+    code = serializers.CharField(
+        required=False,
+        help_text="purchase_not_found, purchase_voided, purchase_invalid, purchase_of_another_account or "
+        "unknown_product.",
+    )
+
+
+class AppStoreNotificationIn(serializers.Serializer):
+    """App Store Server Notifications V2: one JWS signed with Apple's chain."""
+
+    signedPayload = serializers.CharField(max_length=65536)  # Apple's field name

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from stores import views
+from stores import app_store_views, views
 
 urlpatterns = [
     path("v1/billing/google-play/verify", views.GooglePlayVerifyView.as_view(), name="google-play-verify"),
@@ -12,4 +12,17 @@ urlpatterns = [
         name="google-play-notifications",
     ),
     path("v1/tools/purchase/verify", views.ToolPurchaseVerifyView.as_view(), name="tools-purchase-verify"),
+    path(
+        "v1/user/apple-storekit/verify",
+        app_store_views.UserAppStoreVerifyView.as_view(),
+        name="user-apple-storekit-verify",
+    ),
+    path(
+        "v1/billing/apple-storekit/verify", app_store_views.AppStoreVerifyView.as_view(), name="apple-storekit-verify"
+    ),
+    path(
+        "v1/billing/webhooks/apple-storekit",
+        app_store_views.AppStoreNotificationView.as_view(),
+        name="apple-storekit-notifications",
+    ),
 ]

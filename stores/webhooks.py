@@ -23,6 +23,7 @@ from rest_framework import serializers
 
 from accounts.id_tokens import jwks_client
 from billing_site.errors import BillingError, ServiceUnavailable
+from stores import metrics
 from stores.models import Store, StoreNotification
 from stores.services import google_play_void
 
@@ -115,6 +116,7 @@ def _developer_notification(data: str) -> dict[str, Any]:
 def handle_notification(*, message_id: str, data: str) -> str:
     """Handle one DeveloperNotification once; returns what became of it."""
     if StoreNotification.objects.filter(store=Store.GOOGLE_PLAY, message_id=message_id).exists():
+        metrics.observe_notification(store=Store.GOOGLE_PLAY, outcome="duplicate")
         return "duplicate"
     notification = _developer_notification(data)
     voided = notification.get("voidedPurchaseNotification")
@@ -148,4 +150,5 @@ def handle_notification(*, message_id: str, data: str) -> str:
     except IntegrityError:
         outcome = "duplicate"  # a parallel delivery of the same message recorded it first
     logger.info("google play notification", extra={"message_id": message_id, "notification": kind, "outcome": outcome})
+    metrics.observe_notification(store=Store.GOOGLE_PLAY, outcome=outcome)
     return outcome

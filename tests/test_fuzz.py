@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests import app_store as app_store_fixtures
 from tests.factories import create_api_key
 from tests.fuzzing import app_schema, keep_the_test_connection  # noqa: F401  (autouse fixture)
 
 schema = app_schema()
+apple, app_store = app_store_fixtures.apple, app_store_fixtures.app_store
 
 
 @pytest.fixture
@@ -19,8 +21,9 @@ def admin_key(db: None) -> str:
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @pytest.mark.django_db
-def test_no_generated_request_is_a_server_error(case, admin_key, localstripe):
-    # localstripe: purchases reach a (fake) Stripe; without one they answer 503 by design.
+def test_no_generated_request_is_a_server_error(case, admin_key, localstripe, app_store):
+    # localstripe and the Apple fake: purchases reach a (fake) Stripe and App Store; without
+    # them they answer 503 by design.
     case.headers = {**(case.headers or {}), "X-API-Key": admin_key}
 
     response = case.call()
