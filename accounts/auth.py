@@ -42,7 +42,7 @@ _MISSING = "missing"
 _PREFIX = re.compile(r"[A-Za-z0-9]{8}")
 
 
-# Rank by plain string: `Scope.values` is rebuilt on every access (5% of a credit check's CPU).
+# Rank by plain string: `Scope.values` is rebuilt on every access.
 _RANK: dict[str, int] = {str(scope.value): rank for scope, rank in SCOPE_RANK.items()}
 
 

@@ -52,9 +52,8 @@ _encode_batch = json.JSONEncoder(separators=(",", ":")).encode
 # commands was most of a batch's CPU. A window's key gets its expiry when it is created.
 # The batch travels as one JSON argument, [[key, hits, ttl], ...], and the totals come back
 # as one JSON array: redis-py packs every argument and parses every reply element in Python,
-# which made a batch of 21 keys (20 requests over 20 users) cost 293 us of CPU, 46k
-# instructions per request; as one argument 170 us (most of it the socket), 18k a request
-# (bench/NOTES.md). The keys are therefore not declared in KEYS: fine on one Redis (or
+# which was most of a batch's CPU (docs/performance.md). The keys are therefore not declared
+# in KEYS: fine on one Redis (or
 # Sentinel), which is what the service supports; a Cluster could not run a batch over
 # several hash slots either way.
 _ADD_HITS = """
@@ -95,9 +94,8 @@ class Limits(NamedTuple):
 
 @lru_cache(maxsize=1)
 def limits() -> Limits:
-    """Read once, and again after a RATE_LIMIT_* setting changed (override_settings): each
-    read through Django's settings object costs 0.6 us, and every API request made five
-    (bench/NOTES.md)."""
+    """Read once, and again after a RATE_LIMIT_* setting changed (override_settings), rather
+    than through Django's settings object several times a request."""
     on = settings.RATE_LIMIT_ENABLED
     return Limits(
         per_key=parse_rate(settings.RATE_LIMIT_PER_KEY) if on else None,
@@ -171,8 +169,7 @@ class WindowCounters:
                 return [self._seen_count(key, now) + pending[key][0] for key, _ in keys]
             sending, self._pending, self._pending_hits = pending, {}, 0
             self._next_flush = now + self._flush_seconds()
-        # The client is looked up only for a batch (a cache lookup per request was ~4% of
-        # a credit check's CPU).
+        # The client is looked up only for a batch, not per request.
         client = self._client()
         if client is None:
             self._add_locally(sending, now)

@@ -1,7 +1,7 @@
 """Settings for CIRIS Billing, read from the environment (django-environ).
 
-Every name here is part of the operator contract in DESIGN.md: change a name and
-deployment scripts break. Defaults are safe for `make run`; production refuses to
+Every environment variable named here is part of the operator contract (docs/configuration.md):
+change a name and deployment scripts break. Defaults are safe for `make run`; production refuses to
 start without a secret key.
 """
 

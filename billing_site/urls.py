@@ -29,9 +29,7 @@ class AnyCaseUUIDConverter:
 
 register_converter(AnyCaseUUIDConverter, "anyuuid")
 
-# The billing API's routes sit at the top level, "v1/billing/" written into each: under an
-# include() every request resolved one level deeper, and built one more ResolverMatch on its
-# way (the credit check and the charge are every agent's two calls; bench/NOTES.md).
+# The billing API's routes, "v1/billing/" written into each.
 api = [
     path("v1/billing/credits/check", account_views.CreditCheckView.as_view(), name="credits-check"),
     path("v1/billing/credits", account_views.CreditGrantView.as_view(), name="credits-grant"),

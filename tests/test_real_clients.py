@@ -1,4 +1,4 @@
-"""The real CIRIS clients, as they call us: their exact request bodies (DESIGN.md "Real clients")
+"""The real CIRIS clients, as they call us: their exact request bodies (docs/ciris-clients.md)
 and their answers read the way each client reads them.
 
 The CIRIS agent (CIRISAgent ciris_billing_provider.py, routes/billing.py) and the CIRIS LLM proxy

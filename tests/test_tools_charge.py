@@ -26,7 +26,7 @@ def web_search(db):
 
 
 def proxy_body(user: dict, query: str = "weather in paris") -> dict:
-    """Exactly what hooks/search_handler.py sends (DESIGN.md: Real clients)."""
+    """Exactly what hooks/search_handler.py sends (docs/ciris-clients.md)."""
     key = f"search-{user['external_id'][:8]}-{hashlib.sha256(query.encode()).hexdigest()[:8]}-{int(time.time())}"
     return {
         "oauth_provider": user["oauth_provider"],
