@@ -37,7 +37,7 @@ import run as bench  # the same environments, database and API key as make bench
 
 N = int(os.environ.get("BENCH_INSTRUCTIONS_N", "100"))
 WARMUP = 20
-# New charges need idempotency keys no earlier run used (the bench database is kept).
+# New charges need idempotency keys no earlier run, and not the other app, used (both share the database).
 RUN = f"{time.time_ns():x}"
 APPS = {
     "bare-drf": ("bench.reference_app:application", {"GUNICORN_ACCESS_LOG": ""}, 18321),
@@ -65,7 +65,7 @@ PATHS = {
 STATUSES = {"check": 200, "charge": 201, "replay": 409, "usage": 201}
 
 
-def body(kind: str, rng: random.Random) -> str:
+def body(kind: str, rng: random.Random, app: str) -> str:
     data: dict[str, object] = {
         "oauth_provider": "oauth:google",
         "external_id": f"bench-{rng.randint(1, bench.USERS)}@example.com",
@@ -75,7 +75,7 @@ def body(kind: str, rng: random.Random) -> str:
             "amount_minor": 100,
             "currency": "USD",
             "description": "Agent interaction - bench",
-            "idempotency_key": f"bench-{RUN}-{rng.getrandbits(64):016x}" if kind == "charge" else "bench-replay",
+            "idempotency_key": f"bench-{RUN}-{app}-{rng.getrandbits(64):016x}" if kind == "charge" else "bench-replay",
             "metadata": {"agent_id": "datum"},
         }
     elif kind == "usage":  # the body bench/wrk/usage.lua sends, for interactions the warm-up made
@@ -95,11 +95,11 @@ def body(kind: str, rng: random.Random) -> str:
     return json.dumps(data)
 
 
-def send(port: int, kind: str, key: str, n: int, rng: random.Random) -> None:
+def send(port: int, kind: str, key: str, n: int, rng: random.Random, app: str) -> None:
     path = PATHS[kind]
     for _ in range(n):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        conn.request("POST", path, body(kind, rng), {"Content-Type": "application/json", "X-API-Key": key})
+        conn.request("POST", path, body(kind, rng, app), {"Content-Type": "application/json", "X-API-Key": key})
         response = conn.getresponse()
         response.read()
         conn.close()
@@ -167,10 +167,10 @@ def measure(name: str, key: str, workdir: Path) -> dict[str, int]:
         rng = random.Random(3)
         counts = {}
         for kind in KINDS:
-            send(port, kind, key, WARMUP, rng)
+            send(port, kind, key, WARMUP, rng, name)
             time.sleep(1)  # the log thread's last batch lands before the dump
             dump_total(worker, f"before-{kind}", out)
-            send(port, kind, key, N, rng)
+            send(port, kind, key, N, rng, name)
             time.sleep(1)
             counts[kind] = dump_total(worker, f"after-{kind}", out) // N
         return counts
