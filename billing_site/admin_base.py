@@ -5,7 +5,7 @@ back office import it from here, so no domain app imports the back office."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
@@ -21,7 +21,13 @@ def admin_link(obj: Any, text: object | None = None) -> str:
     return format_html('<a href="{}">{}</a>', url, text if text is not None else obj)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+if TYPE_CHECKING:  # generic in django-stubs only
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = admin.ModelAdmin
+
+
+class ReadOnlyAdmin(_ModelAdmin):
     """Records that only services write: viewable, never added, edited or deleted here."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -43,7 +49,7 @@ class ReasonForm(forms.Form):
         reason = self.cleaned_data["reason"].strip()
         if not reason:
             raise forms.ValidationError("A reason is required.")
-        return reason
+        return str(reason)
 
 
 class IdempotentForm(ReasonForm):
@@ -52,6 +58,7 @@ class IdempotentForm(ReasonForm):
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("initial", {})
-        kwargs["initial"].setdefault("idempotency_key", f"admin:{uuid.uuid4()}")  # type: ignore[union-attr]
+        initial = kwargs.setdefault("initial", {})
+        assert isinstance(initial, dict)
+        initial.setdefault("idempotency_key", f"admin:{uuid.uuid4()}")
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 from drf_spectacular.utils import OpenApiResponse
@@ -43,7 +43,13 @@ class ApiModel(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(json_schema_extra=as_openapi_30)
 
 
-class ErrorOut(serializers.Serializer):
+if TYPE_CHECKING:  # generic in the DRF stubs only
+    _Serializer = serializers.Serializer[Any]
+else:
+    _Serializer = serializers.Serializer
+
+
+class ErrorOut(_Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
 
@@ -103,7 +109,7 @@ def drf_errors(exc: pydantic.ValidationError) -> dict[str, list[str]]:
     return errors
 
 
-def validated(schema: type[serializers.Serializer] | type[pydantic.BaseModel], request: Request) -> dict[str, Any]:
+def validated(schema: type[serializers.Serializer[Any]] | type[pydantic.BaseModel], request: Request) -> dict[str, Any]:
     """The body, validated by a DRF serializer or a pydantic model (a 422 when it is not
     valid, with DRF's error body either way); undeclared fields are dropped, not refused."""
     own_input = getattr(request.auth, "own_input", None)  # a user token's identity replaces the body's
@@ -115,7 +121,7 @@ def validated(schema: type[serializers.Serializer] | type[pydantic.BaseModel], r
             raise exceptions.ValidationError(drf_errors(exc)) from None
     serializer = schema(data=data)
     serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return dict(serializer.validated_data)
 
 
 def replay_response(original: dict[str, Any], *, detail: str, headers: dict[str, str]) -> Response:

@@ -218,7 +218,7 @@ def render_latest() -> bytes:
     """The Prometheus text exposition of every metric (merged across gunicorn workers)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client lacks its hint
         return generate_latest(registry)
     from prometheus_client import REGISTRY
 

@@ -42,7 +42,8 @@ class NewestFirstCursorPagination(CursorPagination):
             raise NotFound(self.invalid_cursor_message)
         return cursor
 
-    def _position_is_valid(self, position: str) -> bool:
+    def _position_is_valid(self, position: object) -> bool:
+        position = str(position)
         if "\x00" in position:  # PostgreSQL refuses NUL in any text parameter
             return False
         ordering = self.ordering if isinstance(self.ordering, str) else self.ordering[0]

@@ -18,7 +18,7 @@ from whitenoise.storage import CompressedManifestStaticFilesStorage
 logger = logging.getLogger(__name__)
 
 
-class StaticFilesStorage(CompressedManifestStaticFilesStorage):
+class StaticFilesStorage(CompressedManifestStaticFilesStorage):  # type: ignore[misc]  # whitenoise is untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.collected = self.read_manifest() is not None
@@ -28,7 +28,7 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
         # collectstatic itself never calls this (it hashes through _stored_name), so the
         # warning comes from a server that serves pages, once per process.
         if self.collected:
-            return super().stored_name(name)
+            return str(super().stored_name(name))
         if not self._warned:
             self._warned = True
             logger.warning(
@@ -36,4 +36,4 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
                 "apps' directories, uncompressed; run `manage.py collectstatic` before starting the server",
                 self.manifest_name,
             )
-        return self.clean_name(name)
+        return str(self.clean_name(name))

@@ -221,7 +221,7 @@ class GooglePlayNotificationView(APIView):
     @extend_schema(
         operation_id="google_play_notifications",
         # Authorization: Bearer, carrying Google's OIDC token for the push (not an API key).
-        auth=[{"BearerAuth": []}],
+        auth=[{"BearerAuth": []}],  # type: ignore[list-item]  # drf-spectacular accepts security objects; its hint says str
         summary="Google Play Real-time developer notifications (Pub/Sub push)",
         description=(
             "Authenticated by the push's OIDC token (Authorization: Bearer, signed by Google, aud "

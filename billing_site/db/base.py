@@ -34,10 +34,12 @@ class UtcTimestamptzLoader(adapt.Loader):
 
     def __init__(self, oid: int, context: Any = None):
         super().__init__(oid, context)
+        assert _PSYCOPG_TIMESTAMPTZ_LOADER is not None, "psycopg has a timestamptz loader"
         self._load = _PSYCOPG_TIMESTAMPTZ_LOADER(oid, context).load
 
     def load(self, data: Any) -> datetime.datetime:
-        return self._load(data)
+        loaded: datetime.datetime = self._load(data)
+        return loaded
 
 
 @lru_cache
@@ -48,7 +50,7 @@ def utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
     return context
 
 
-class DatabaseWrapper(base.DatabaseWrapper):
+class DatabaseWrapper(base.DatabaseWrapper):  # type: ignore[no-redef]  # replaces the backend module's own, as a backend does
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         if self.timezone is datetime.UTC and "context" in params:
