@@ -341,8 +341,9 @@ def google_play_void(*, purchase_token: str, order_id: str = "", source: str) ->
     return row, result
 
 
-def _take_back(*, account: Account, row: StorePurchase, source: str) -> None:
-    """Reverse a credited purchase (account and row locked by the caller)."""
+def _reversal_context(row: StorePurchase, source: str) -> tuple[StoreProduct, str, str, dict[str, object]]:
+    """What a reversal of `row` (or its undoing) records: the product, the store's name, the
+    actor and the ledger entry's details."""
     product = row.product
     assert product is not None
     details: dict[str, object] = {
@@ -352,8 +353,12 @@ def _take_back(*, account: Account, row: StorePurchase, source: str) -> None:
         "product_id": product.product_id,
         "void_source": source,
     }
-    actor = f"{row.store}:{source}"[:255]
-    label = Store(row.store).label
+    return product, Store(row.store).label, f"{row.store}:{source}"[:255], details
+
+
+def _take_back(*, account: Account, row: StorePurchase, source: str) -> None:
+    """Reverse a credited purchase (account and row locked by the caller)."""
+    product, label, actor, details = _reversal_context(row, source)
     if product.grants == Grants.TOOL:
         assert product.tool is not None
         entry, taken_uses = tool_purchased_uses_take_back(
@@ -535,17 +540,7 @@ def _converge(*, row: StorePurchase, account: Account | None, source: str, actor
 def _give_back(*, account: Account, row: StorePurchase, source: str) -> None:
     """Undo a reversal the store took back (Apple's REFUND_REVERSED): what was taken returns;
     the shortfall, never taken, is simply forgotten. Account and row locked by the caller."""
-    product = row.product
-    assert product is not None
-    label = Store(row.store).label
-    actor = f"{row.store}:{source}"[:255]
-    details: dict[str, object] = {
-        "store": row.store,
-        "store_purchase_id": str(row.pk),
-        "order_id": row.order_id,
-        "product_id": product.product_id,
-        "void_source": source,
-    }
+    product, label, actor, details = _reversal_context(row, source)
     if product.grants == Grants.TOOL:
         assert product.tool is not None
         entry, _ = tool_purchased_uses_add(

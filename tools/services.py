@@ -266,24 +266,16 @@ def tool_purchased_uses_add(
     allowance = _lock_allowance(account=account, product=product, actor=actor)
     if allowance.purchased_remaining + uses > MAX_COUNT:
         raise InvalidOperation("This would take the tool's purchased uses past the largest count it can hold.")
-    allowance.purchased_remaining += uses
-    entry = ledger_post(
+    entry = _post_purchased(
         account=account,
-        kind=EntryKind.TOOL_GRANT,
+        product=product,
+        allowance=allowance,
+        delta=uses,
+        source="store",
         actor=actor,
         reason=reason,
-        details={
-            **details,
-            "product": product.product_type,
-            "source": "store",
-            "free_delta": 0,
-            "free_after": allowance.free_remaining,
-            "purchased_delta": uses,
-            "purchased_after": allowance.purchased_remaining,
-        },
+        details=details,
     )
-    # free_remaining too: the allowance may have been made, or topped up, just now
-    allowance.save(update_fields=["free_remaining", "purchased_remaining", "topped_up_on", "updated_at"])
     return entry, allowance
 
 
@@ -297,7 +289,33 @@ def tool_purchased_uses_take_back(
     """
     allowance = _lock_allowance(account=account, product=product, actor=actor)
     taken = min(uses, allowance.purchased_remaining)
-    allowance.purchased_remaining -= taken
+    entry = _post_purchased(
+        account=account,
+        product=product,
+        allowance=allowance,
+        delta=-taken,
+        source="store_reversal",
+        actor=actor,
+        reason=reason,
+        details={**details, "shortfall_uses": uses - taken},
+    )
+    return entry, taken
+
+
+def _post_purchased(
+    *,
+    account: Account,
+    product: ToolProduct,
+    allowance: ToolAllowance,
+    delta: int,
+    source: str,
+    actor: str,
+    reason: str,
+    details: Mapping[str, object],
+) -> LedgerEntry:
+    """Move the allowance's purchased uses by `delta` and record it on the ledger (a tool
+    entry: the balance does not move). The caller holds the account and allowance locks."""
+    allowance.purchased_remaining += delta
     entry = ledger_post(
         account=account,
         kind=EntryKind.TOOL_GRANT,
@@ -306,14 +324,13 @@ def tool_purchased_uses_take_back(
         details={
             **details,
             "product": product.product_type,
-            "source": "store_reversal",
+            "source": source,
             "free_delta": 0,
             "free_after": allowance.free_remaining,
-            "purchased_delta": -taken,
+            "purchased_delta": delta,
             "purchased_after": allowance.purchased_remaining,
-            "shortfall_uses": uses - taken,
         },
     )
     # free_remaining too: the allowance may have been made, or topped up, just now
     allowance.save(update_fields=["free_remaining", "purchased_remaining", "topped_up_on", "updated_at"])
-    return entry, taken
+    return entry
