@@ -134,14 +134,18 @@ def test_concurrent_grants_and_charges_never_lose_a_credit(user):
 
 
 def wait_until_blocked_by_this_connection(*, timeout: float = 30) -> None:
-    """Return once another connection waits for a lock this test's connection holds; fail at the deadline.
+    """Return once another connection waits for a lock this test's transaction holds; fail at the deadline.
 
     Polls pg_locks' view of the wait (pg_blocking_pids) from a connection of its own, so the
     test goes on only when the race it means is really under way, however slow the machine.
     """
     from django.db import connection
 
-    holder = connection.connection.info.backend_pid
+    # The server's own pid for this transaction: through PgBouncer (transaction pooling) the
+    # connection's startup pid is PgBouncer's, not the backend that holds the lock.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (holder,) = cursor.fetchone()
     deadline = time.monotonic() + timeout
     with psycopg.connect(**connection.get_connection_params(), autocommit=True) as observer:
         while time.monotonic() < deadline:
